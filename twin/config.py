@@ -1,0 +1,236 @@
+"""One settings object for the whole twin, and the layout of its home directory.
+
+Settings come from `<home>/twin.toml`, overridden by `TWIN_*` environment variables (nested with
+a double underscore: `TWIN_OWNER__NAME=Ada`). The home is `--home`, else `$TWIN_HOME`, else
+`./.twin`.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from memory.embed import DEFAULT_EMBEDDING_MODEL
+from memory.models import OwnerIdentity, Visibility
+
+DEFAULT_HOME = Path(".twin")
+CONFIG_FILE = "twin.toml"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be read or is invalid; the message says where and what."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class OwnerSettings(_Section):
+    name: str = "Me"
+    aliases: list[str] = Field(default_factory=list)
+    # Platform ids of the owner's accounts, as the exports name them, e.g.
+    # telegram = ["user123456789"], discord = ["123456789012345678"].
+    ids: dict[str, list[str]] = Field(default_factory=dict)
+
+    def identity(self) -> OwnerIdentity:
+        """How importers recognise the owner's own messages."""
+        ids = tuple(f"{platform}:{i}" for platform, values in self.ids.items() for i in values)
+        return OwnerIdentity(names=(self.name, *self.aliases), ids=ids)
+
+
+class MemorySettings(_Section):
+    embedding_model: str = DEFAULT_EMBEDDING_MODEL
+    # Visibility of memories that do not say their own, per source format. Anything not listed
+    # here is private: the safe default for a model that *is* memory.
+    default_visibility: dict[str, Visibility] = Field(
+        default_factory=lambda: {
+            "notes": Visibility.PRIVATE,
+            "telegram": Visibility.FRIENDS,
+            "discord": Visibility.FRIENDS,
+            "whatsapp": Visibility.FRIENDS,
+        }
+    )
+    chunk_chars: int = Field(default=900, ge=200, le=8000)
+    chunk_overlap: int = Field(default=120, ge=0, le=2000)
+
+    def visibility_for(self, fmt: str) -> Visibility:
+        return self.default_visibility.get(fmt, Visibility.PRIVATE)
+
+
+class LLMSettings(_Section):
+    """One language model a role points at. `backend = "none"` means the role is not set."""
+
+    backend: Literal["none", "llamacpp", "openai", "transformers"] = "none"
+    # llamacpp: a .gguf file; transformers: a model folder
+    path: str = ""
+    # openai: the server's base URL (…/v1), the model name, and the key (or the env var holding it)
+    base_url: str = ""
+    model: str = ""
+    api_key: str = ""
+    api_key_env: str = "OPENAI_API_KEY"
+    # 0 = leave one core free for the rest of the machine
+    threads: int = Field(default=0, ge=0)
+    context_size: int = Field(default=2048, ge=256)
+    max_tokens: int = Field(default=512, ge=1)
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    timeout: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=3, ge=0)
+
+    @property
+    def configured(self) -> bool:
+        return self.backend != "none"
+
+
+class LLMRoles(_Section):
+    # the trained L2 model; empty means "the registry's current model"
+    twin: LLMSettings = Field(default_factory=LLMSettings)
+    # writes training data and L1 text; none = offline synthesis
+    synthesizer: LLMSettings = Field(default_factory=LLMSettings)
+    # scores answers; none = no judge
+    judge: LLMSettings = Field(default_factory=LLMSettings)
+
+
+class Settings(BaseSettings):
+    """Everything configurable about one twin."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TWIN_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    home: Path = DEFAULT_HOME
+    owner: OwnerSettings = Field(default_factory=OwnerSettings)
+    memory: MemorySettings = Field(default_factory=MemorySettings)
+    llm: LLMRoles = Field(default_factory=LLMRoles)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file's values arrive as init arguments; the environment must win over them.
+        return (env_settings, init_settings)
+
+    @property
+    def paths(self) -> TwinHome:
+        return TwinHome(self.home)
+
+
+@dataclass(frozen=True)
+class TwinHome:
+    """Where a twin keeps its things."""
+
+    root: Path
+
+    @property
+    def config_file(self) -> Path:
+        return self.root / CONFIG_FILE
+
+    @property
+    def memory_dir(self) -> Path:
+        return self.root / "memory"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / "runs"
+
+
+def resolve_home(home: Path | str | None = None) -> Path:
+    """`--home`, else `$TWIN_HOME`, else `./.twin`."""
+    if home:
+        return Path(home).expanduser()
+    env = os.environ.get("TWIN_HOME")
+    return Path(env).expanduser() if env else DEFAULT_HOME
+
+
+def load_settings(home: Path | str | None = None, **overrides: Any) -> Settings:
+    """Read `<home>/twin.toml` (if it exists) and the environment into a `Settings`."""
+    root = resolve_home(home)
+    data: dict[str, Any] = {}
+    path = root / CONFIG_FILE
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    data.update(overrides)
+    data["home"] = root
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"{path} (or a TWIN_* variable): {problems}") from exc
+
+
+CONFIG_TEMPLATE = """\
+# twin.toml: settings of this twin. Every key is optional; TWIN_* environment variables
+# override it (nested keys with a double underscore, e.g. TWIN_OWNER__NAME="Ada").
+
+[owner]
+# Your name as it appears in chat exports; your own messages are recognised by it.
+name = "{name}"
+# Other names you appear under (nicknames, usernames).
+aliases = []
+
+[owner.ids]
+# Your account ids per platform, as the exports write them. They identify your messages even
+# when your display name changes.
+# telegram = ["user123456789"]   # "from_id" in a Telegram Desktop export
+# discord = ["123456789012345678"]   # author.id in a DiscordChatExporter export
+# whatsapp = []   # WhatsApp exports carry names only; use aliases
+
+[memory]
+# A sentence-transformers model folder; the default is packaged and works offline.
+embedding_model = "all-MiniLM-L6-v2"
+# Notes are chunked on headings and paragraphs into pieces of about this many characters.
+chunk_chars = 900
+chunk_overlap = 120
+
+[memory.default_visibility]
+# Who may see memories from each kind of source, unless a note says otherwise in its front
+# matter (visibility: private) or `twin ingest --visibility` narrows it.
+# private = you only; friends = people on your allowlist; public = anyone.
+notes = "private"
+telegram = "friends"
+discord = "friends"
+whatsapp = "friends"
+
+# Language models, by role. backend = "none" | "llamacpp" | "openai" | "transformers".
+# [llm.synthesizer]        # writes training data; none = offline synthesis from your memory
+# backend = "openai"
+# base_url = "http://127.0.0.1:11434/v1"   # Ollama, vLLM, llama.cpp server, LM Studio, OpenAI
+# model = "qwen2.5:7b-instruct"
+# api_key_env = "OPENAI_API_KEY"
+#
+# [llm.judge]              # scores answers during evaluation; none = no judge
+# backend = "none"
+"""
+
+
+def init_home(home: Path, owner_name: str = "Me", *, force: bool = False) -> Path:
+    """Create a twin home with a commented twin.toml. Returns the config file's path."""
+    paths = TwinHome(home)
+    if paths.config_file.exists() and not force:
+        raise ConfigError(f"{paths.config_file} already exists; pass --force to overwrite it")
+    for folder in (paths.root, paths.memory_dir, paths.models_dir, paths.runs_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+    paths.config_file.write_text(
+        CONFIG_TEMPLATE.format(name=owner_name.replace('"', "")),
+        encoding="utf-8",
+    )
+    return paths.config_file
