@@ -52,6 +52,11 @@ class SentenceTransformerEmbedder:
         self._model: SentenceTransformer | None = None
         self._lock = threading.Lock()
 
+    @property
+    def model(self) -> SentenceTransformer:
+        """The underlying sentence-transformers model (loaded now if it was not yet)."""
+        return self._load()
+
     def _load(self) -> SentenceTransformer:
         with self._lock:
             if self._model is None:

@@ -86,11 +86,12 @@ class VectorIndex:
     def query(
         self, vector: np.ndarray, k: int, where: dict[str, Any] | None = None
     ) -> list[DenseHit]:
-        if k <= 0 or self.count() == 0:
+        size = self.count()
+        if k <= 0 or size == 0:
             return []
         result = self._collection.query(
             query_embeddings=vector.reshape(1, -1),
-            n_results=min(k, self.count()),
+            n_results=min(k, size),
             where=where or None,
             include=["distances"],
         )

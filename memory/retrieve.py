@@ -20,8 +20,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
+
 from memory.models import Memory
 from memory.store import MemoryFilter, MemoryStore
+
+# How many more dense hits to ask for when a filter will drop some of them.
+DENSE_OVERFETCH = 4
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -161,7 +166,7 @@ class Retriever:
             ranked = (
                 self._lexical_ids(query, n, flt)
                 if mode == "lexical"
-                else self._dense_ids(query, n, flt)
+                else self._dense_ids(self._embed(query), n, flt)
             )
             return self._hits(
                 ranked[:k], {mid: 1.0 / (r + 1) for r, mid in enumerate(ranked)}, {}, {}
@@ -169,7 +174,8 @@ class Retriever:
 
         parsed = self._parse(query, flt)
         lexical = self._lexical_ids(parsed.text, n, flt)
-        dense = self._dense_ids(parsed.text, n, flt)
+        vector = self._embed(parsed.text)
+        dense = self._dense_ids(vector, n, flt)
         candidates = list(dict.fromkeys([*lexical, *dense]))
         if not candidates:
             return []
@@ -178,7 +184,7 @@ class Retriever:
             dict.fromkeys([*candidates, *(i for ids, _ in context.values() for i in ids)])
         )
         lex_scores = self._bm25(parsed.text, scored, flt)
-        dense_scores = self._similarities(parsed.text, scored)
+        dense_scores = self._similarities(vector, scored)
 
         lex_ctx = {mid: self._with_context(mid, lex_scores, context) for mid in candidates}
         dense_ctx = {mid: self._with_context(mid, dense_scores, context) for mid in candidates}
@@ -229,6 +235,9 @@ class Retriever:
                     names.setdefault(key, author)
         return names
 
+    def _embed(self, text: str) -> np.ndarray:
+        return self.store.embedder.embed([text])[0]
+
     def _lexical_ids(self, text: str, n: int, flt: MemoryFilter) -> list[str]:
         match = fts_query(text)
         if not match:
@@ -241,10 +250,20 @@ class Retriever:
         )
         return [r[0] for r in rows]
 
-    def _dense_ids(self, text: str, n: int, flt: MemoryFilter) -> list[str]:
-        vector = self.store.embedder.embed([text])[0]
+    def _dense_ids(self, vector: np.ndarray, n: int, flt: MemoryFilter) -> list[str]:
+        index = self.store.index
+        if flt.is_everything:
+            return [hit.id for hit in index.query(vector, n)]
+        # Chroma answers a metadata-filtered query several times slower than a plain one, and
+        # most audiences see most memories: ask for more, filter in SQLite, and fall back to a
+        # filtered query only when too few survive.
+        wide = [hit.id for hit in index.query(vector, n * DENSE_OVERFETCH)]
+        allowed = self.store.allowed(wide, flt)
+        kept = [mid for mid in wide if mid in allowed]
+        if len(kept) >= n or len(wide) < n * DENSE_OVERFETCH:
+            return kept[:n]
         where = chroma_where(flt, self.store)
-        return [hit.id for hit in self.store.index.query(vector, n, where=where)]
+        return [hit.id for hit in index.query(vector, n, where=where)]
 
     def _bm25(self, text: str, ids: Sequence[str], flt: MemoryFilter) -> dict[str, float]:
         """BM25 of `ids` for `text`, scaled so the best is 1 (0 for memories that do not match)."""
@@ -265,8 +284,7 @@ class Retriever:
         top = max(scores.values(), default=0.0)
         return {mid: s / top for mid, s in scores.items()} if top > 0 else scores
 
-    def _similarities(self, text: str, ids: Sequence[str]) -> dict[str, float]:
-        vector = self.store.embedder.embed([text])[0]
+    def _similarities(self, vector: np.ndarray, ids: Sequence[str]) -> dict[str, float]:
         sims = self.store.vectors(list(ids)) @ vector
         return dict(zip(ids, sims.tolist(), strict=True))
 

@@ -72,6 +72,19 @@ class MemoryFilter:
     speakers: tuple[str, ...] = ()
     thread: str | None = None
 
+    @property
+    def is_everything(self) -> bool:
+        """True when the filter lets every memory through (the owner, with no narrowing)."""
+        return (
+            set(self.visibilities) == set(Visibility)
+            and self.see_all_shared
+            and self.since is None
+            and self.until is None
+            and not self.sources
+            and not self.speakers
+            and self.thread is None
+        )
+
     def sql(self, alias: str = "m") -> tuple[str, list[Any]]:
         """A WHERE clause (without the keyword) and its parameters."""
         a = alias
@@ -123,6 +136,7 @@ class MemoryStore:
         self.embedder = embedder
         self._lock = threading.RLock()
         self._forget_hooks: list[Callable[[sqlite3.Connection, list[str]], None]] = []
+        self._source_names: dict[str, str] = {}
         self._conn = sqlite3.connect(
             db_path, check_same_thread=False, isolation_level=None, timeout=30.0
         )
@@ -486,6 +500,19 @@ class MemoryStore:
                 out[pos[row[0]]] = np.frombuffer(row[1], dtype=np.float32)
         return out
 
+    def allowed(self, ids: list[str], flt: MemoryFilter) -> set[str]:
+        """Those of `ids` that `flt` lets through."""
+        where, params = flt.sql("m")
+        out: set[str] = set()
+        for chunk in _chunks(ids, 900):
+            marks = ",".join("?" for _ in chunk)
+            rows = self._conn.execute(
+                f"SELECT m.id FROM memories m WHERE m.id IN ({marks}) AND {where}",
+                [*chunk, *params],
+            )
+            out.update(r[0] for r in rows)
+        return out
+
     def find_text(self, phrase: str, flt: MemoryFilter | None = None) -> list[Memory]:
         """Memories whose text contains `phrase` (case-insensitive), for exact operations such as
         forgetting by query, where a fuzzy ranking would be the wrong tool."""
@@ -543,13 +570,15 @@ class MemoryStore:
                 continue
             key = (row["thread"], row["ts"], row["ts"], row["rowid"])
             before = self._conn.execute(
-                "SELECT n.id FROM memories n WHERE n.thread = ? AND (n.ts < ? OR (n.ts = ? AND"
-                f" n.rowid < ?)) AND {where} ORDER BY n.ts DESC, n.rowid DESC LIMIT ?",
+                # Written as a range on ts (not an OR) so SQLite walks the (thread, ts) index
+                # and stops after `window` rows instead of scanning the whole thread.
+                "SELECT n.id FROM memories n WHERE n.thread = ? AND n.ts <= ? AND NOT (n.ts = ?"
+                f" AND n.rowid >= ?) AND {where} ORDER BY n.ts DESC, n.rowid DESC LIMIT ?",
                 [*key, *params, window],
             ).fetchall()
             after = self._conn.execute(
-                "SELECT n.id FROM memories n WHERE n.thread = ? AND (n.ts > ? OR (n.ts = ? AND"
-                f" n.rowid > ?)) AND {where} ORDER BY n.ts, n.rowid LIMIT ?",
+                "SELECT n.id FROM memories n WHERE n.thread = ? AND n.ts >= ? AND NOT (n.ts = ?"
+                f" AND n.rowid <= ?) AND {where} ORDER BY n.ts, n.rowid LIMIT ?",
                 [*key, *params, window],
             ).fetchall()
             yield mid, [r[0] for r in reversed(before)], [r[0] for r in after]
@@ -582,7 +611,7 @@ class MemoryStore:
             text=row["text"],
             kind=Kind(row["kind"]),
             source_key=row["source_key"],
-            source_name=self._source_name(row["source_key"]),
+            source_name=self.source_name(row["source_key"]),
             source_id=row["source_id"],
             author=row["author"],
             author_id=row["author_id"],
@@ -597,12 +626,12 @@ class MemoryStore:
             meta=json.loads(row["meta"]),
         )
 
-    def _source_name(self, key: str) -> str:
-        cache = self.__dict__.setdefault("_source_names", {})
-        if key not in cache:
+    def source_name(self, key: str) -> str:
+        """The human name of a source (the key itself if the source is unknown)."""
+        if key not in self._source_names:
             row = self._conn.execute("SELECT name FROM sources WHERE key = ?", (key,)).fetchone()
-            cache[key] = row[0] if row else key
-        return cache[key]
+            self._source_names[key] = row[0] if row else key
+        return self._source_names[key]
 
     @staticmethod
     def _hash_forgotten(conn: sqlite3.Connection, digest: str) -> bool:
@@ -620,7 +649,7 @@ class MemoryStore:
             " path=excluded.path, updated_at=excluded.updated_at",
             (source.key, source.kind, source.name, source.path, now, now),
         )
-        self.__dict__.get("_source_names", {}).pop(source.key, None)
+        self._source_names.pop(source.key, None)
 
     @staticmethod
     def _start_run(conn: sqlite3.Connection, source: SourceRef, fmt: str, started: float) -> int:

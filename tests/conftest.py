@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
 
 # The suite runs offline, like the product: nothing may reach a model hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -10,4 +14,28 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from memory.embed import SentenceTransformerEmbedder
+from memory.store import MemoryStore
+
 pytest_plugins = ["tests.model_fixtures"]
+
+PERSONA = Path(__file__).resolve().parents[1] / "examples" / "persona"
+
+
+@pytest.fixture(scope="session")
+def embedder() -> SentenceTransformerEmbedder:
+    """The real default embedding model, loaded once for the whole run."""
+    return SentenceTransformerEmbedder()
+
+
+@pytest.fixture
+def store(tmp_path: Path, embedder: SentenceTransformerEmbedder) -> Iterator[MemoryStore]:
+    """An empty memory store in a temporary folder."""
+    with MemoryStore.open(tmp_path / "memory", embedder) as opened:
+        yield opened
+
+
+@pytest.fixture(scope="session")
+def persona_dir() -> Path:
+    """The bundled sample persona (Iris Calder)."""
+    return PERSONA

@@ -1,0 +1,115 @@
+"""Turn-level recall@k of retrieval on LoCoMo conversations.
+
+Each conversation is written as a Telegram export, imported through the normal importer and store
+(owner = the conversation's first speaker), and every category 1-4 question is asked through the
+normal retrieval. A question's recall@k is the share of its evidence turns among the top k
+memories; the figure is the mean over questions.
+
+    python benchmarks/locomo_recall.py ../shared/data/locomo-dev.json [--modes hybrid lexical dense]
+        [--plot recall.png]
+
+Ends by printing one line of JSON with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from rich.progress import track
+
+from benchmarks.locomo import load, write_export
+from memory.embed import SentenceTransformerEmbedder
+from memory.models import OwnerIdentity
+from memory.retrieve import Retriever
+from memory.sources import ImportOptions, get_importer
+from memory.store import MemoryStore, memory_id
+
+KS = (5, 10, 20)
+CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("path", type=Path, help="a LoCoMo JSON file")
+    parser.add_argument("--modes", nargs="+", default=["hybrid", "lexical", "dense"])
+    parser.add_argument("--plot", type=Path, help="write a recall@k plot (PNG) here")
+    args = parser.parse_args()
+
+    embedder = SentenceTransformerEmbedder()
+    importer = get_importer("telegram")
+    recalls: dict[str, dict[tuple[int, int], list[float]]] = {
+        m: defaultdict(list) for m in args.modes
+    }
+    latencies: list[float] = []
+    conversations = load(args.path)
+    with tempfile.TemporaryDirectory() as tmp:
+        for conv in track(conversations, description="Conversations"):
+            folder = Path(tmp) / conv.sample_id
+            (source,) = importer.parse(write_export(conv, folder), ImportOptions())
+            with MemoryStore.open(folder / "memory", embedder) as store:
+                store.ingest(source, owner=OwnerIdentity(names=(conv.owner,)), fmt="telegram")
+                retriever = Retriever(store)
+                for q in conv.questions:
+                    if q.category not in CATEGORIES or not q.evidence:
+                        continue
+                    wanted = {memory_id(source.source.key, e) for e in q.evidence}
+                    for mode in args.modes:
+                        start = time.perf_counter()
+                        hits = retriever.search(q.text, k=max(KS), mode=mode)
+                        if mode == "hybrid":
+                            latencies.append(time.perf_counter() - start)
+                        ids = [h.memory.id for h in hits]
+                        for k in KS:
+                            share = len(wanted & set(ids[:k])) / len(wanted)
+                            recalls[mode][(q.category, k)].append(share)
+                            recalls[mode][(0, k)].append(share)
+
+    figures: dict[str, object] = {"questions": len(recalls[args.modes[0]][(0, 10)])}
+    for mode in args.modes:
+        for (cat, k), values in sorted(recalls[mode].items()):
+            name = "all" if cat == 0 else CATEGORIES[cat]
+            figures[f"{mode}_{name}_recall@{k}"] = round(sum(values) / len(values), 4)
+    latencies.sort()
+    figures["hybrid_p50_ms"] = round(1000 * latencies[len(latencies) // 2], 1)
+    figures["hybrid_p95_ms"] = round(1000 * latencies[int(len(latencies) * 0.95)], 1)
+    if args.plot:
+        plot(recalls, args.plot)
+        figures["plot"] = str(args.plot)
+    print(json.dumps(figures))
+
+
+def plot(recalls: dict[str, dict[tuple[int, int], list[float]]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for mode, values in recalls.items():
+        axes[0].plot(KS, [sum(values[(0, k)]) / len(values[(0, k)]) for k in KS], "o-", label=mode)
+    axes[0].set(title="LoCoMo turn recall@k (categories 1-4)", xlabel="k", ylabel="recall")
+    axes[0].set_ylim(0, 1)
+    axes[0].legend()
+    cats = list(CATEGORIES)
+    width = 0.8 / len(recalls)
+    for i, (mode, values) in enumerate(recalls.items()):
+        heights = [sum(values[(c, 10)]) / len(values[(c, 10)]) for c in cats]
+        axes[1].bar([c + i * width for c in cats], heights, width, label=mode)
+    axes[1].set_xticks([c + width * (len(recalls) - 1) / 2 for c in cats])
+    axes[1].set_xticklabels([CATEGORIES[c] for c in cats])
+    axes[1].set(title="recall@10 by category", ylabel="recall")
+    axes[1].set_ylim(0, 1)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""A GGUF model run in-process by llama.cpp (llama-cpp-python).
+
+The model loads on first use, not at construction, and one lock serialises generation: a
+llama.cpp context is not safe to share, so concurrent callers wait their turn. The chat
+template travels in the GGUF and llama-cpp-python applies it. Structured output is
+constrained by a grammar built from the JSON schema, so even a weak model emits JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from twin.llm.base import ChatLLM, ChatMessage, GenerationOptions, LLMError, LLMUnavailable
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama, LlamaGrammar
+
+
+def default_threads() -> int:
+    """All cores but one, so the rest of the machine keeps breathing (llama.cpp collapses
+    when its threads are oversubscribed)."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+class LlamaCppLLM(ChatLLM):
+    """A GGUF file served in this process by llama.cpp."""
+
+    def __init__(
+        self,
+        model_path: Path | str,
+        *,
+        threads: int = 0,
+        context_size: int = 2048,
+        defaults: GenerationOptions | None = None,
+        structured_attempts: int = 3,
+    ):
+        super().__init__(
+            defaults or GenerationOptions(max_tokens=512, temperature=0.0), structured_attempts
+        )
+        self.model_path = Path(model_path)
+        self.threads = threads or default_threads()
+        self.context_size = context_size
+        self._llama: Llama | None = None
+        self._lock = threading.Lock()
+        self._grammars: dict[str, LlamaGrammar] = {}
+
+    @property
+    def name(self) -> str:
+        return f"llamacpp:{self.model_path}"
+
+    def close(self) -> None:
+        """Free the model; the next call loads it again."""
+        with self._lock:
+            if self._llama is not None:
+                self._llama.close()
+                self._llama = None
+
+    def _complete(self, messages: list[ChatMessage], options: GenerationOptions) -> str:
+        with self._lock:
+            result = self._generate(messages, options, stream=False)
+        return _message_content(result, self.model_path)
+
+    def _stream(self, messages: list[ChatMessage], options: GenerationOptions) -> Iterator[str]:
+        with self._lock:
+            chunks = self._generate(messages, options, stream=True)
+            try:
+                for chunk in chunks:
+                    piece = chunk["choices"][0]["delta"].get("content")
+                    if piece:
+                        yield piece
+            except (ValueError, RuntimeError) as exc:
+                raise LLMError(
+                    f"llama.cpp failed while streaming {self.model_path}: {exc}"
+                ) from exc
+            finally:
+                chunks.close()
+
+    def _complete_json(
+        self, messages: list[ChatMessage], json_schema: dict[str, Any], options: GenerationOptions
+    ) -> str:
+        grammar = self._grammar(json_schema)
+        with self._lock:
+            result = self._generate(messages, options, stream=False, grammar=grammar)
+        return _message_content(result, self.model_path)
+
+    def _generate(
+        self,
+        messages: list[ChatMessage],
+        options: GenerationOptions,
+        *,
+        stream: bool,
+        grammar: LlamaGrammar | None = None,
+    ) -> Any:
+        """Run llama-cpp-python's chat completion; the caller holds the lock."""
+        model = self._model()
+        try:
+            return model.create_chat_completion(
+                messages=[{"role": m.role, "content": m.content} for m in messages],
+                max_tokens=options.max_tokens,
+                temperature=options.temperature or 0.0,
+                stop=list(options.stop),
+                seed=options.seed,
+                stream=stream,
+                grammar=grammar,
+            )
+        except (ValueError, RuntimeError) as exc:
+            raise LLMError(f"llama.cpp could not generate with {self.model_path}: {exc}") from exc
+
+    def _model(self) -> Llama:
+        """The loaded model; loads it on first use. The caller holds the lock."""
+        if self._llama is None:
+            if not self.model_path.is_file():
+                raise LLMUnavailable(f"GGUF model file not found: {self.model_path}")
+            from llama_cpp import Llama
+
+            try:
+                self._llama = Llama(
+                    model_path=str(self.model_path),
+                    n_ctx=self.context_size,
+                    n_threads=self.threads,
+                    n_threads_batch=self.threads,
+                    verbose=False,
+                )
+            except (ValueError, RuntimeError, OSError) as exc:
+                raise LLMUnavailable(
+                    f"cannot load GGUF model {self.model_path}: {exc} "
+                    "(is it a complete GGUF file written by `twin` or llama.cpp?)"
+                ) from exc
+        return self._llama
+
+    def _grammar(self, json_schema: dict[str, Any]) -> LlamaGrammar:
+        """A grammar that only admits JSON matching the schema (cached per schema).
+
+        Schemas the converter cannot express fall back to the generic JSON grammar; the
+        validation after generation still checks the details.
+        """
+        from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
+
+        key = json.dumps(json_schema)
+        if key not in self._grammars:
+            try:
+                grammar = LlamaGrammar.from_json_schema(key, verbose=False)
+            except (AssertionError, ValueError, KeyError, RecursionError):
+                grammar = LlamaGrammar.from_string(JSON_GBNF, verbose=False)
+            self._grammars[key] = grammar
+        return self._grammars[key]
+
+
+def _message_content(result: Any, model_path: Path) -> str:
+    try:
+        content = result["choices"][0]["message"]["content"]
+    except (KeyError, IndexError, TypeError) as exc:
+        raise LLMError(f"llama.cpp returned no message for {model_path}: {result!r}") from exc
+    return content or ""
