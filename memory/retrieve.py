@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from memory.index import DenseHit
 from memory.models import Memory
 from memory.store import MemoryFilter, MemoryStore
 
@@ -120,6 +121,8 @@ class SearchHit:
     score: float
     lexical_rank: int | None = None
     dense_rank: int | None = None
+    # cosine similarity of the memory alone to the query (hybrid mode): how on-topic it is
+    similarity: float | None = None
 
 
 @dataclass(frozen=True)
@@ -204,6 +207,7 @@ class Retriever:
             fused,
             {mid: r for r, mid in enumerate(lexical)},
             {mid: r for r, mid in enumerate(dense)},
+            dense_scores,
         )
 
     # -- the parts ---------------------------------------------------------------------------
@@ -250,20 +254,23 @@ class Retriever:
         )
         return [r[0] for r in rows]
 
-    def _dense_ids(self, vector: np.ndarray, n: int, flt: MemoryFilter) -> list[str]:
+    def nearest(self, vector: np.ndarray, n: int, flt: MemoryFilter) -> list[DenseHit]:
+        """The `n` memories closest to `vector` among those `flt` lets through."""
         index = self.store.index
         if flt.is_everything:
-            return [hit.id for hit in index.query(vector, n)]
+            return index.query(vector, n)
         # Chroma answers a metadata-filtered query several times slower than a plain one, and
         # most audiences see most memories: ask for more, filter in SQLite, and fall back to a
         # filtered query only when too few survive.
-        wide = [hit.id for hit in index.query(vector, n * DENSE_OVERFETCH)]
-        allowed = self.store.allowed(wide, flt)
-        kept = [mid for mid in wide if mid in allowed]
+        wide = index.query(vector, n * DENSE_OVERFETCH)
+        allowed = self.store.allowed([hit.id for hit in wide], flt)
+        kept = [hit for hit in wide if hit.id in allowed]
         if len(kept) >= n or len(wide) < n * DENSE_OVERFETCH:
             return kept[:n]
-        where = chroma_where(flt, self.store)
-        return [hit.id for hit in index.query(vector, n, where=where)]
+        return index.query(vector, n, where=chroma_where(flt, self.store))
+
+    def _dense_ids(self, vector: np.ndarray, n: int, flt: MemoryFilter) -> list[str]:
+        return [hit.id for hit in self.nearest(vector, n, flt)]
 
     def _bm25(self, text: str, ids: Sequence[str], flt: MemoryFilter) -> dict[str, float]:
         """BM25 of `ids` for `text`, scaled so the best is 1 (0 for memories that do not match)."""
@@ -335,6 +342,7 @@ class Retriever:
         scores: dict[str, float],
         lex_rank: dict[str, int],
         dense_rank: dict[str, int],
+        similarity: dict[str, float] | None = None,
     ) -> list[SearchHit]:
         return [
             SearchHit(
@@ -342,6 +350,7 @@ class Retriever:
                 score=scores[m.id],
                 lexical_rank=lex_rank.get(m.id),
                 dense_rank=dense_rank.get(m.id),
+                similarity=(similarity or {}).get(m.id),
             )
             for m in self.store.get_many(ids)
         ]

@@ -7,12 +7,16 @@ retrieval and training apply, so the rule lives in one place.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
+import numpy as np
+
 from memory.models import Visibility
-from memory.store import MemoryFilter
+from memory.retrieve import STOPWORDS, Retriever
+from memory.store import MemoryFilter, MemoryStore
 
 
 class AudienceKind(StrEnum):
@@ -80,3 +84,135 @@ class Audience:
             see_all_shared=self.is_owner,
         )
         return replace(base, **narrowing)
+
+
+@dataclass(frozen=True)
+class GuardVerdict:
+    """Whether a reply may be sent, and if not, why (for the log, never for the asker)."""
+
+    allowed: bool
+    reason: str = ""
+    memory_id: str | None = None
+
+
+_TOKEN = re.compile(r"\w+(?:[.,]\d+)*", re.UNICODE)
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
+
+
+@dataclass
+class _HiddenIndex:
+    """What one audience must not learn: distinctive terms and phrases of the memories it may
+    not see, and their vectors."""
+
+    stamp: tuple[int, int]
+    terms: dict[str, str]  # term → id of a hidden memory holding it
+    shingles: dict[tuple[str, ...], str]
+    ids: list[str]
+    vectors: np.ndarray
+
+
+class OutputGuard:
+    """Checks a reply to a third party against the memories they may not see, before it is sent.
+
+    Retrieval already keeps private memories out of a third party's prompt and the model that
+    answers them never trained on one, so this is the last line: a reply is blocked when it
+    contains a distinctive term (a name, a number) or a run of words that appears only in hidden
+    memories, or when a sentence of it is closer to a hidden memory than to anything the
+    audience may see.
+    """
+
+    SHINGLE = 4
+
+    def __init__(self, store: MemoryStore, similarity: float = 0.8) -> None:
+        self.store = store
+        self.similarity = similarity
+        self._retriever = Retriever(store)
+        self._cache: dict[tuple[AudienceKind, str | None], _HiddenIndex] = {}
+
+    def check(self, text: str, audience: Audience) -> GuardVerdict:
+        if audience.is_owner or not text.strip():
+            return GuardVerdict(True)
+        index = self._index(audience)
+        if not index.ids:
+            return GuardVerdict(True)
+        tokens = _tokens(text)
+        for token in tokens:
+            if token in index.terms:
+                return GuardVerdict(
+                    False, f"names {token!r} from a hidden memory", index.terms[token]
+                )
+        for i in range(len(tokens) - self.SHINGLE + 1):
+            gram = tuple(tokens[i : i + self.SHINGLE])
+            if gram in index.shingles:
+                return GuardVerdict(False, f"repeats {' '.join(gram)!r}", index.shingles[gram])
+        return self._semantic(text, audience, index)
+
+    def _semantic(self, text: str, audience: Audience, index: _HiddenIndex) -> GuardVerdict:
+        sentences = [s for s in _SENTENCE.split(text) if len(s.split()) >= 3]
+        if not sentences:
+            return GuardVerdict(True)
+        vectors = self.store.embedder.embed(sentences)
+        sims = vectors @ index.vectors.T
+        for row, sentence_vector in enumerate(vectors):
+            best = int(sims[row].argmax())
+            if sims[row, best] < self.similarity:
+                continue
+            visible = self._retriever.nearest(sentence_vector, 1, audience.memory_filter())
+            if not visible or visible[0].similarity < sims[row, best]:
+                return GuardVerdict(
+                    False, f"close to a hidden memory ({sims[row, best]:.2f})", index.ids[best]
+                )
+        return GuardVerdict(True)
+
+    def _index(self, audience: Audience) -> _HiddenIndex:
+        stamp = self.store.conn.execute("SELECT count(*), coalesce(max(rowid), 0) FROM memories")
+        key = (audience.kind, audience.principal)
+        current = tuple(stamp.fetchone())
+        cached = self._cache.get(key)
+        if cached is not None and cached.stamp == current:
+            return cached
+        everything = list(self.store.iter_memories(order="rowid"))
+        hidden = [m for m in everything if not audience.may_see(m.visibility, m.shared_with)]
+        seen_words: set[str] = set()
+        seen_shingles: set[tuple[str, ...]] = set()
+        for memory in everything:
+            if audience.may_see(memory.visibility, memory.shared_with):
+                tokens = _tokens(memory.text)
+                seen_words.update(tokens)
+                seen_shingles.update(_shingles(tokens, self.SHINGLE))
+        terms: dict[str, str] = {}
+        shingles: dict[tuple[str, ...], str] = {}
+        for memory in hidden:
+            for word in _distinctive(memory.text):
+                if word not in seen_words:
+                    terms.setdefault(word, memory.id)
+            for gram in _shingles(_tokens(memory.text), self.SHINGLE):
+                if gram not in seen_shingles and not set(gram) <= STOPWORDS:
+                    shingles.setdefault(gram, memory.id)
+        ids = [m.id for m in hidden]
+        index = _HiddenIndex(current, terms, shingles, ids, self.store.vectors(ids))
+        self._cache[key] = index
+        return index
+
+
+def _tokens(text: str) -> list[str]:
+    """Lower-case words, with digit groups joined (18,000 and 18.000 are both 18000)."""
+    return [re.sub(r"(?<=\d)[.,](?=\d)", "", t).casefold() for t in _TOKEN.findall(text)]
+
+
+def _distinctive(text: str) -> set[str]:
+    """The words of `text` that identify something: names (capitalised words, not counting the
+    first word of a sentence, which is capitalised anyway) and numbers of three digits or more."""
+    out = set()
+    for sentence in _SENTENCE.split(text):
+        for position, raw in enumerate(_TOKEN.findall(sentence)):
+            word = re.sub(r"(?<=\d)[.,](?=\d)", "", raw)
+            is_number = word.isdigit() and len(word) >= 3
+            is_name = position > 0 and word[:1].isupper() and len(word) >= 3
+            if is_number or is_name:
+                out.add(word.casefold())
+    return out
+
+
+def _shingles(tokens: list[str], n: int) -> set[tuple[str, ...]]:
+    return {tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)}

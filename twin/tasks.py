@@ -1,0 +1,227 @@
+"""The twin's tasks, defined once for training and serving alike.
+
+The three tasks of the paper (memory QA, context enhance, context critic) plus identity and chat
+replies. A `TaskRequest` is what the twin is asked; `render_messages` turns it into the exact chat
+messages a model sees, both when training data is written and when the twin answers; the model's
+reply is read back by `parse_reply`. Changing a format here changes both sides together.
+
+Chain-of-thought strategies shape the reply: `weak` is the answer alone, `multi-step` is free
+reasoning then "Answer:", `strong` is a short bulleted reasoning block in <think> tags then the
+answer. Serving always strips the reasoning from what the asker sees and keeps it alongside.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from twin.llm.base import ChatMessage
+from twin.privacy import AudienceKind
+
+
+class TaskKind(StrEnum):
+    MEMORY_QA = "memory_qa"
+    CONTEXT_ENHANCE = "context_enhance"
+    CONTEXT_CRITIC = "context_critic"
+    IDENTITY = "identity"
+    CHAT = "chat"
+
+
+class CoTStrategy(StrEnum):
+    WEAK = "weak"
+    MULTI_STEP = "multi-step"
+    STRONG = "strong"
+
+
+class Verdict(StrEnum):
+    FITS = "fits"
+    PARTLY = "partly"
+    DOES_NOT_FIT = "does not fit"
+
+
+@dataclass(frozen=True)
+class ContextMemory:
+    """A memory as a prompt shows it: short, dated, attributed."""
+
+    id: str
+    when: str
+    who: str
+    text: str
+
+    def line(self, max_chars: int) -> str:
+        text = " ".join(self.text.split())
+        if len(text) > max_chars:
+            text = text[: max_chars - 1].rstrip() + "…"
+        return f"{self.when} {self.who}: {text}".strip()
+
+
+@dataclass(frozen=True)
+class PromptBudget:
+    """How much context a prompt carries. A tiny model gets little; a large one can take more."""
+
+    memories: int = 4
+    chars_per_memory: int = 200
+    bio: bool = True
+
+
+@dataclass(frozen=True)
+class TaskRequest:
+    """What the twin is asked, with the context it will answer from."""
+
+    kind: TaskKind
+    owner: str
+    audience: AudienceKind
+    text: str
+    asker: str | None = None
+    # context enhance: who the request is for; context critic: the other agent's reply
+    target: str | None = None
+    reply: str | None = None
+    context: tuple[ContextMemory, ...] = ()
+    bio: str = ""
+    history: tuple[ChatMessage, ...] = ()
+
+
+@dataclass(frozen=True)
+class TaskReply:
+    """A model's reply, read back: the reasoning (if any) and what the asker sees."""
+
+    answer: str
+    reasoning: str | None = None
+    verdict: Verdict | None = None
+    added: tuple[str, ...] = ()
+    checked: tuple[str, ...] = ()
+    raw: str = field(default="", repr=False)
+
+
+def system_prompt(request: TaskRequest) -> str:
+    """Who the twin is and whom it is talking to."""
+    owner = request.owner
+    if request.audience == AudienceKind.OWNER:
+        who = f"You are the AI twin of {owner}, talking with {owner}. Say 'you' to them."
+    else:
+        asker = request.asker or (
+            "a friend" if request.audience == AudienceKind.FRIEND else "someone"
+        )
+        who = (
+            f"You are the AI twin of {owner}, talking with {asker} on {owner}'s behalf. "
+            f"Speak as {owner} ('I'). Share only what the memory below shows; "
+            "decline anything else about them."
+        )
+    rules = {
+        TaskKind.MEMORY_QA: "Answer from the memory; if it has nothing on this, say so.",
+        TaskKind.CONTEXT_ENHANCE: (
+            f"Rewrite the request so the other agent has the personal context it needs about "
+            f"{owner}, then list the context you added."
+        ),
+        TaskKind.CONTEXT_CRITIC: (
+            f"Judge the other agent's reply from {owner}'s point of view: give a verdict (fits, "
+            "partly, does not fit), say what to change, and list the facts you checked."
+        ),
+        TaskKind.IDENTITY: "Say who you are.",
+        TaskKind.CHAT: f"Reply as {owner} would.",
+    }[request.kind]
+    return f"{who} {rules}"
+
+
+def user_prompt(request: TaskRequest, budget: PromptBudget) -> str:
+    """The request with its context, in the fixed layout models are trained on."""
+    parts: list[str] = []
+    if budget.bio and request.bio:
+        parts.append(f"[bio]\n{request.bio.strip()}")
+    memories = request.context[: budget.memories]
+    if memories:
+        parts.append("[memory]\n" + "\n".join(m.line(budget.chars_per_memory) for m in memories))
+    if request.kind == TaskKind.CONTEXT_ENHANCE:
+        target = f" for {request.target}" if request.target else ""
+        parts.append(f"[request{target}]\n{request.text.strip()}")
+    elif request.kind == TaskKind.CONTEXT_CRITIC:
+        parts.append(f"[request]\n{request.text.strip()}")
+        parts.append(f"[reply]\n{(request.reply or '').strip()}")
+    else:
+        parts.append(f"[message]\n{request.text.strip()}")
+    return "\n\n".join(parts)
+
+
+def render_messages(request: TaskRequest, budget: PromptBudget | None = None) -> list[ChatMessage]:
+    """The chat messages for `request`: system, earlier turns, then the request itself."""
+    budget = budget or PromptBudget()
+    return [
+        ChatMessage("system", system_prompt(request)),
+        *request.history,
+        ChatMessage("user", user_prompt(request, budget)),
+    ]
+
+
+# -- replies -----------------------------------------------------------------------------------
+
+
+def render_reply(
+    kind: TaskKind,
+    answer: str,
+    strategy: CoTStrategy = CoTStrategy.WEAK,
+    steps: tuple[str, ...] = (),
+    *,
+    verdict: Verdict | None = None,
+    listed: tuple[str, ...] = (),
+) -> str:
+    """A target reply in the trained format: reasoning per `strategy`, then the answer, with the
+    task's own parts (the verdict; the context added or the facts checked)."""
+    body = answer.strip()
+    if kind == TaskKind.CONTEXT_CRITIC:
+        body = f"Verdict: {verdict or Verdict.PARTLY}\n{body}"
+    if listed:
+        heading = "Context added:" if kind == TaskKind.CONTEXT_ENHANCE else "Checked against:"
+        body += f"\n{heading}\n" + "\n".join(f"- {item}" for item in listed)
+    if strategy == CoTStrategy.WEAK or not steps:
+        return body
+    if strategy == CoTStrategy.MULTI_STEP:
+        return " ".join(s.strip() for s in steps) + f"\nAnswer: {body}"
+    # strong: a bounded, structured block
+    bullets = "\n".join(f"- {s.strip()}" for s in steps[:STRONG_MAX_STEPS])
+    return f"<think>\n{bullets}\n</think>\n{body}"
+
+
+STRONG_MAX_STEPS = 4
+_THINK = re.compile(r"<think>(.*?)(?:</think>|$)", re.DOTALL)
+_ANSWER = re.compile(r"^\s*Answer:\s*", re.MULTILINE)
+_VERDICT = re.compile(r"^\s*Verdict:\s*(fits|partly|does not fit)\b[.:]?\s*", re.I | re.MULTILINE)
+_LIST = re.compile(r"^\s*(Context added|Checked against):\s*$", re.I | re.MULTILINE)
+
+
+def split_reasoning(text: str) -> tuple[str | None, str]:
+    """(reasoning, answer) from a reply in any of the three strategies' formats."""
+    match = _THINK.search(text)
+    if match:
+        reasoning = match.group(1).strip() or None
+        return reasoning, (text[: match.start()] + text[match.end() :]).strip()
+    parts = _ANSWER.split(text, maxsplit=1)
+    if len(parts) == 2:
+        return parts[0].strip() or None, parts[1].strip()
+    return None, text.strip()
+
+
+def parse_reply(kind: TaskKind, text: str) -> TaskReply:
+    """Read a model's reply back into its parts. Lenient: a model that skips a part still
+    yields an answer, never an exception."""
+    reasoning, body = split_reasoning(text)
+    verdict = None
+    if kind == TaskKind.CONTEXT_CRITIC:
+        match = _VERDICT.search(body)
+        if match:
+            verdict = Verdict(match.group(1).lower())
+            body = (body[: match.start()] + body[match.end() :]).strip()
+    listed: tuple[str, ...] = ()
+    match = _LIST.search(body)
+    if match:
+        items = body[match.end() :].splitlines()
+        listed = tuple(i.strip().lstrip("-•* ").strip() for i in items if i.strip())
+        body = body[: match.start()].strip()
+    return TaskReply(
+        answer=body,
+        reasoning=reasoning,
+        verdict=verdict,
+        added=listed if kind == TaskKind.CONTEXT_ENHANCE else (),
+        checked=listed if kind == TaskKind.CONTEXT_CRITIC else (),
+        raw=text,
+    )
