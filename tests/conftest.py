@@ -17,7 +17,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from memory.embed import SentenceTransformerEmbedder
 from memory.store import MemoryStore
 
-pytest_plugins = ["tests.model_fixtures"]
+pytest_plugins = ["tests.model_fixtures", "tests.twin_fixtures"]
 
 PERSONA = Path(__file__).resolve().parents[1] / "examples" / "persona"
 

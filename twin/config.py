@@ -8,6 +8,7 @@ a double underscore: `TWIN_OWNER__NAME=Ada`). The home is `--home`, else `$TWIN_
 from __future__ import annotations
 
 import os
+import secrets
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,6 +97,38 @@ class LLMRoles(_Section):
     judge: LLMSettings = Field(default_factory=LLMSettings)
 
 
+class MCPSettings(_Section):
+    """The MCP server. Over stdio the client is the owner; over HTTP a bearer token says who."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8765, ge=1, le=65535)
+    # The owner's token; `twin init` generates one.
+    token: str = ""
+    # Friends who may use the twin over HTTP: name → their token. They get the friend audience.
+    friend_tokens: dict[str, str] = Field(default_factory=dict)
+    # Browser origins allowed to call the HTTP server (besides none at all, e.g. CLI clients).
+    allowed_origins: list[str] = Field(
+        default_factory=lambda: ["http://localhost", "http://127.0.0.1"]
+    )
+
+
+class BotSettings(_Section):
+    """Telegram and Discord bots that let friends ask the twin."""
+
+    telegram_token: str = ""
+    discord_token: str = ""
+    # Who counts as a friend, per platform: user ids as the platform gives them.
+    friends: dict[str, list[str]] = Field(default_factory=dict)
+    # What strangers get: a polite refusal, or answers from public memories only.
+    strangers: Literal["refuse", "public"] = "refuse"
+    # Discord channel ids where the bot answers mentions (DMs are always answered).
+    discord_channels: list[str] = Field(default_factory=list)
+    messages_per_minute: int = Field(default=6, ge=1)
+    messages_per_day: int = Field(default=200, ge=1)
+    # Turns of the conversation kept as short-term context for the next answer.
+    history_turns: int = Field(default=6, ge=0, le=50)
+
+
 class Settings(BaseSettings):
     """Everything configurable about one twin."""
 
@@ -107,6 +140,8 @@ class Settings(BaseSettings):
     owner: OwnerSettings = Field(default_factory=OwnerSettings)
     memory: MemorySettings = Field(default_factory=MemorySettings)
     llm: LLMRoles = Field(default_factory=LLMRoles)
+    mcp: MCPSettings = Field(default_factory=MCPSettings)
+    bots: BotSettings = Field(default_factory=BotSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -219,6 +254,29 @@ whatsapp = "friends"
 #
 # [llm.judge]              # scores answers during evaluation; none = no judge
 # backend = "none"
+
+[mcp]
+# `twin serve mcp --http` listens here; clients send `Authorization: Bearer <token>`.
+host = "127.0.0.1"
+port = 8765
+token = "{token}"   # the owner's token: keep it secret (or set TWIN_MCP__TOKEN)
+
+[mcp.friend_tokens]
+# A friend's own token gives them the friend audience: e.g. ana = "<long random string>"
+
+[bots]
+# Bot tokens are secrets: better set TWIN_BOTS__TELEGRAM_TOKEN / TWIN_BOTS__DISCORD_TOKEN.
+telegram_token = ""
+discord_token = ""
+strangers = "refuse"      # or "public": answer strangers from public memories only
+discord_channels = []     # channel ids where mentions are answered (DMs always are)
+messages_per_minute = 6
+messages_per_day = 200
+
+[bots.friends]
+# Friends' user ids per platform; everyone else is a stranger.
+# telegram = ["123456789"]
+# discord = ["123456789012345678"]
 """
 
 
@@ -230,7 +288,7 @@ def init_home(home: Path, owner_name: str = "Me", *, force: bool = False) -> Pat
     for folder in (paths.root, paths.memory_dir, paths.models_dir, paths.runs_dir):
         folder.mkdir(parents=True, exist_ok=True)
     paths.config_file.write_text(
-        CONFIG_TEMPLATE.format(name=owner_name.replace('"', "")),
+        CONFIG_TEMPLATE.format(name=owner_name.replace('"', ""), token=secrets.token_urlsafe(32)),
         encoding="utf-8",
     )
     return paths.config_file

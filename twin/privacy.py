@@ -172,6 +172,7 @@ class OutputGuard:
         if cached is not None and cached.stamp == current:
             return cached
         everything = list(self.store.iter_memories(order="rowid"))
+        common = {w for m in everything for w in _TOKEN.findall(m.text) if w.islower()}
         hidden = [m for m in everything if not audience.may_see(m.visibility, m.shared_with)]
         seen_words: set[str] = set()
         seen_shingles: set[tuple[str, ...]] = set()
@@ -183,7 +184,7 @@ class OutputGuard:
         terms: dict[str, str] = {}
         shingles: dict[tuple[str, ...], str] = {}
         for memory in hidden:
-            for word in _distinctive(memory.text):
+            for word in _distinctive(memory.text, common):
                 if word not in seen_words:
                     terms.setdefault(word, memory.id)
             for gram in _shingles(_tokens(memory.text), self.SHINGLE):
@@ -200,17 +201,17 @@ def _tokens(text: str) -> list[str]:
     return [re.sub(r"(?<=\d)[.,](?=\d)", "", t).casefold() for t in _TOKEN.findall(text)]
 
 
-def _distinctive(text: str) -> set[str]:
-    """The words of `text` that identify something: names (capitalised words, not counting the
-    first word of a sentence, which is capitalised anyway) and numbers of three digits or more."""
+def _distinctive(text: str, common: set[str]) -> set[str]:
+    """The words of `text` that identify something: numbers of three digits or more, and names:
+    capitalised words that never occur in lower case in memory (so "Monterey" and "Alves" count,
+    a sentence-initial "Money" does not)."""
     out = set()
-    for sentence in _SENTENCE.split(text):
-        for position, raw in enumerate(_TOKEN.findall(sentence)):
-            word = re.sub(r"(?<=\d)[.,](?=\d)", "", raw)
-            is_number = word.isdigit() and len(word) >= 3
-            is_name = position > 0 and word[:1].isupper() and len(word) >= 3
-            if is_number or is_name:
-                out.add(word.casefold())
+    for raw in _TOKEN.findall(text):
+        word = re.sub(r"(?<=\d)[.,](?=\d)", "", raw)
+        is_number = word.isdigit() and len(word) >= 3
+        is_name = word[:1].isupper() and len(word) >= 3 and word.casefold() not in common
+        if is_number or is_name:
+            out.add(word.casefold())
     return out
 
 

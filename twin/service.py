@@ -98,6 +98,8 @@ class _Loaded:
     llm: LLM
     strategy: CoTStrategy
     budget: PromptBudget
+    context_size: int
+    max_new_tokens: int
 
 
 @dataclass
@@ -123,7 +125,12 @@ class TwinModels:
             if self._configured is None:
                 self._configured = build_llm(role)
             return _Loaded(
-                role.model or role.path, self._configured, CoTStrategy.WEAK, PromptBudget(8, 400)
+                role.model or role.path,
+                self._configured,
+                CoTStrategy.WEAK,
+                PromptBudget(8, 400),
+                role.context_size,
+                role.max_tokens,
             )
         audience = AudienceKind.OWNER if kind == AudienceKind.OWNER else AudienceKind.FRIEND
         manifest = self.registry.current()
@@ -150,7 +157,14 @@ class TwinModels:
         budget = PromptBudget(
             manifest.context_memories, manifest.context_chars, manifest.context_bio
         )
-        return _Loaded(f"{manifest.version}/{side}", llm, CoTStrategy(manifest.strategy), budget)
+        return _Loaded(
+            f"{manifest.version}/{side}",
+            llm,
+            CoTStrategy(manifest.strategy),
+            budget,
+            manifest.context_size,
+            manifest.max_new_tokens,
+        )
 
     def close(self) -> None:
         with self._lock:
@@ -281,7 +295,7 @@ class Twin:
             history=tuple(history),
         )
         try:
-            raw = loaded.llm.complete(render_messages(request, budget))
+            raw = loaded.llm.complete(self._fit(request, budget, loaded))
         except LLMError:
             log.exception("the %s model failed; answering from retrieval", loaded.version)
             return self._without_model(kind, relevant, evidence, confidence)
@@ -313,6 +327,27 @@ class Twin:
                 evidence=(),
             )
         return result
+
+    @staticmethod
+    def _fit(request: TaskRequest, budget: PromptBudget, loaded: _Loaded) -> list[ChatMessage]:
+        """The prompt, with the least relevant memories dropped until it fits the model's
+        context next to the reply. A request too long even alone is refused, not cut."""
+        room = loaded.context_size - loaded.max_new_tokens
+        while True:
+            messages = render_messages(request, budget)
+            if loaded.llm.count_tokens(messages) <= room:
+                return messages
+            if request.bio and budget.bio:
+                budget = replace(budget, bio=False)
+            elif request.context:
+                request = replace(request, context=request.context[:-1])
+            elif request.history:
+                request = replace(request, history=request.history[1:])
+            else:
+                raise ValueError(
+                    f"the request is too long for the model ({loaded.context_size} tokens of "
+                    "context); shorten it"
+                )
 
     def _without_model(
         self,

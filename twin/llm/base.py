@@ -25,6 +25,8 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 T = TypeVar("T")
 
 SNIPPET_CHARS = 300
+# Tokens a chat template spends around each message (role tags, separators), counted generously.
+TEMPLATE_TOKENS = 8
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,8 @@ class LLM(Protocol):
         schema: type[ModelT],
         options: GenerationOptions | None = None,
     ) -> ModelT: ...
+
+    def count_tokens(self, messages: Sequence[ChatMessage]) -> int: ...
 
     async def acomplete(
         self, messages: Sequence[ChatMessage], options: GenerationOptions | None = None
@@ -176,6 +180,11 @@ class ChatLLM(ABC):
                     ChatMessage("user", retry_instruction(error)),
                 ]
         raise StructuredOutputError(schema.__name__, self.structured_attempts, error, reply)
+
+    def count_tokens(self, messages: Sequence[ChatMessage]) -> int:
+        """About how many tokens `messages` take in a prompt. Backends that can tokenize count
+        exactly; this default errs high (three characters a token, plus the template's tags)."""
+        return sum(len(m.content) // 3 + TEMPLATE_TOKENS for m in messages) + TEMPLATE_TOKENS
 
     async def acomplete(
         self, messages: Sequence[ChatMessage], options: GenerationOptions | None = None

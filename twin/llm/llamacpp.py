@@ -11,11 +11,18 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from twin.llm.base import ChatLLM, ChatMessage, GenerationOptions, LLMError, LLMUnavailable
+from twin.llm.base import (
+    TEMPLATE_TOKENS,
+    ChatLLM,
+    ChatMessage,
+    GenerationOptions,
+    LLMError,
+    LLMUnavailable,
+)
 
 if TYPE_CHECKING:
     from llama_cpp import Llama, LlamaGrammar
@@ -59,6 +66,13 @@ class LlamaCppLLM(ChatLLM):
             if self._llama is not None:
                 self._llama.close()
                 self._llama = None
+
+    def count_tokens(self, messages: Sequence[ChatMessage]) -> int:
+        """Exact token counts of the contents, plus the template's tags per message."""
+        with self._lock:
+            model = self._model()
+            sizes = [len(model.tokenize(m.content.encode(), add_bos=False)) for m in messages]
+        return sum(sizes) + TEMPLATE_TOKENS * (len(messages) + 1)
 
     def _complete(self, messages: list[ChatMessage], options: GenerationOptions) -> str:
         with self._lock:

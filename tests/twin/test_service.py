@@ -1,0 +1,75 @@
+"""The Twin service end to end on the persona: retrieval, model, privacy guard, fallbacks."""
+
+from __future__ import annotations
+
+import asyncio
+
+from twin.privacy import Audience
+from twin.registry import ModelRegistry
+from twin.service import NOTHING_FOUND, WITHHELD, Twin
+from twin.tasks import TaskKind
+
+
+def test_answer_uses_memory_and_the_registered_model(persona_twin: Twin) -> None:
+    reply = persona_twin.answer("What happened to Biscuit's paw?")
+    assert reply.kind == TaskKind.MEMORY_QA
+    assert reply.found and reply.evidence
+    assert any("paw" in e.snippet.lower() for e in reply.evidence)
+    assert reply.model.endswith("/owner")
+    assert 0.0 < reply.confidence <= 1.0
+    assert reply.text
+
+
+def test_nothing_in_memory_is_said_plainly(persona_twin: Twin) -> None:
+    reply = persona_twin.answer("qwertyuiop zxcvbnm")
+    assert not reply.found
+    assert reply.text == NOTHING_FOUND[Audience.owner().kind]
+
+
+def test_friends_get_the_shared_model_and_no_private_evidence(persona_twin: Twin) -> None:
+    reply = persona_twin.answer(
+        "Where is Iris interviewing for a job?", Audience.friend("telegram:9")
+    )
+    assert reply.model.endswith("/shared") or reply.withheld or not reply.found
+    for e in reply.evidence:
+        memory = persona_twin.store.get(e.memory_id)
+        assert memory is not None and memory.visibility.value != "private"
+    assert "Monterey" not in reply.text
+
+
+def test_guard_blocks_a_reply_naming_a_private_fact(persona_twin: Twin) -> None:
+    friend = Audience.friend("telegram:9")
+    blocked = persona_twin.guard.check("Oh she's interviewing at Monterey Bay Aquarium!", friend)
+    assert not blocked.allowed and "monterey" in blocked.reason
+    code = persona_twin.guard.check("The door code is 4071", friend)
+    assert not code.allowed
+    fine = persona_twin.guard.check("Biscuit is a rescue greyhound and he's doing great.", friend)
+    assert fine.allowed, fine.reason
+    assert persona_twin.guard.check("Monterey", Audience.owner()).allowed
+    assert WITHHELD
+
+
+def test_a_promoted_version_is_picked_up_without_restart(persona_twin: Twin) -> None:
+    first = persona_twin.answer("Biscuit's paw").model
+    registry: ModelRegistry = persona_twin.models.registry
+    current = registry.current()
+    assert current is not None
+    folder = registry.allocate()
+    for name in ("owner.gguf", "shared.gguf"):
+        (folder / name).write_bytes((registry.root / current.version / name).read_bytes())
+    registry.register(current.model_copy(update={"version": folder.name}))
+    registry.promote(folder.name)
+    second = persona_twin.answer("Biscuit's paw").model
+    assert first != second and second.startswith(folder.name)
+
+
+def test_enhance_and_critique_run(persona_twin: Twin) -> None:
+    enhanced = persona_twin.enhance("Plan me a dinner in Kyoto", target="a travel agent")
+    assert enhanced.kind == TaskKind.CONTEXT_ENHANCE and enhanced.text
+    critique = persona_twin.critique("Suggest a dinner", "Try the steakhouse, great ribs")
+    assert critique.kind == TaskKind.CONTEXT_CRITIC and critique.text
+
+
+def test_async_answer(persona_twin: Twin) -> None:
+    reply = asyncio.run(persona_twin.aanswer("What's Biscuit?"))
+    assert reply.found
