@@ -5,8 +5,8 @@ Each conversation is written as a Telegram export, imported through the normal i
 normal retrieval. A question's recall@k is the share of its evidence turns among the top k
 memories; the figure is the mean over questions.
 
-    python benchmarks/locomo_recall.py ../shared/data/locomo-dev.json [--modes hybrid lexical dense]
-        [--plot recall.png]
+    python benchmarks/locomo_recall.py ../shared/data/locomo-dev.json \
+        [--variants hybrid fusion fusion+context fusion+speakers lexical dense] [--plot recall.png]
 
 Ends by printing one line of JSON with the figures.
 """
@@ -28,25 +28,36 @@ from rich.progress import track
 from benchmarks.locomo import load, write_export
 from memory.embed import SentenceTransformerEmbedder
 from memory.models import OwnerIdentity
-from memory.retrieve import Retriever
+from memory.retrieve import Mode, RetrievalConfig, Retriever
 from memory.sources import ImportOptions, get_importer
 from memory.store import MemoryStore, memory_id
 
 KS = (5, 10, 20)
+# What each --variants name runs: the shipped hybrid, its parts, and the single retrievers.
+VARIANTS: dict[str, tuple[Mode, RetrievalConfig]] = {
+    "hybrid": ("hybrid", RetrievalConfig()),
+    "fusion": ("hybrid", RetrievalConfig(context_weight=0.0, speaker_aware=False)),
+    "fusion+context": ("hybrid", RetrievalConfig(speaker_aware=False)),
+    "fusion+speakers": ("hybrid", RetrievalConfig(context_weight=0.0)),
+    "lexical": ("lexical", RetrievalConfig()),
+    "dense": ("dense", RetrievalConfig()),
+}
 CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("path", type=Path, help="a LoCoMo JSON file")
-    parser.add_argument("--modes", nargs="+", default=["hybrid", "lexical", "dense"])
+    parser.add_argument(
+        "--variants", nargs="+", default=["hybrid", "lexical", "dense"], choices=list(VARIANTS)
+    )
     parser.add_argument("--plot", type=Path, help="write a recall@k plot (PNG) here")
     args = parser.parse_args()
 
     embedder = SentenceTransformerEmbedder()
     importer = get_importer("telegram")
     recalls: dict[str, dict[tuple[int, int], list[float]]] = {
-        m: defaultdict(list) for m in args.modes
+        m: defaultdict(list) for m in args.variants
     }
     latencies: list[float] = []
     conversations = load(args.path)
@@ -56,27 +67,30 @@ def main() -> None:
             (source,) = importer.parse(write_export(conv, folder), ImportOptions())
             with MemoryStore.open(folder / "memory", embedder) as store:
                 store.ingest(source, owner=OwnerIdentity(names=(conv.owner,)), fmt="telegram")
-                retriever = Retriever(store)
+                retrievers = {
+                    name: (VARIANTS[name][0], Retriever(store, VARIANTS[name][1]))
+                    for name in args.variants
+                }
                 for q in conv.questions:
                     if q.category not in CATEGORIES or not q.evidence:
                         continue
                     wanted = {memory_id(source.source.key, e) for e in q.evidence}
-                    for mode in args.modes:
+                    for name, (mode, retriever) in retrievers.items():
                         start = time.perf_counter()
                         hits = retriever.search(q.text, k=max(KS), mode=mode)
-                        if mode == "hybrid":
+                        if name == "hybrid":
                             latencies.append(time.perf_counter() - start)
                         ids = [h.memory.id for h in hits]
                         for k in KS:
                             share = len(wanted & set(ids[:k])) / len(wanted)
-                            recalls[mode][(q.category, k)].append(share)
-                            recalls[mode][(0, k)].append(share)
+                            recalls[name][(q.category, k)].append(share)
+                            recalls[name][(0, k)].append(share)
 
-    figures: dict[str, object] = {"questions": len(recalls[args.modes[0]][(0, 10)])}
-    for mode in args.modes:
-        for (cat, k), values in sorted(recalls[mode].items()):
+    figures: dict[str, object] = {"questions": len(recalls[args.variants[0]][(0, 10)])}
+    for variant in args.variants:
+        for (cat, k), values in sorted(recalls[variant].items()):
             name = "all" if cat == 0 else CATEGORIES[cat]
-            figures[f"{mode}_{name}_recall@{k}"] = round(sum(values) / len(values), 4)
+            figures[f"{variant}_{name}_recall@{k}"] = round(sum(values) / len(values), 4)
     latencies.sort()
     figures["hybrid_p50_ms"] = round(1000 * latencies[len(latencies) // 2], 1)
     figures["hybrid_p95_ms"] = round(1000 * latencies[int(len(latencies) * 0.95)], 1)
@@ -93,16 +107,17 @@ def plot(recalls: dict[str, dict[tuple[int, int], list[float]]], path: Path) -> 
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for mode, values in recalls.items():
-        axes[0].plot(KS, [sum(values[(0, k)]) / len(values[(0, k)]) for k in KS], "o-", label=mode)
+    for variant, values in recalls.items():
+        recall = [sum(values[(0, k)]) / len(values[(0, k)]) for k in KS]
+        axes[0].plot(KS, recall, "o-", label=variant)
     axes[0].set(title="LoCoMo turn recall@k (categories 1-4)", xlabel="k", ylabel="recall")
     axes[0].set_ylim(0, 1)
     axes[0].legend()
     cats = list(CATEGORIES)
     width = 0.8 / len(recalls)
-    for i, (mode, values) in enumerate(recalls.items()):
+    for i, (variant, values) in enumerate(recalls.items()):
         heights = [sum(values[(c, 10)]) / len(values[(c, 10)]) for c in cats]
-        axes[1].bar([c + i * width for c in cats], heights, width, label=mode)
+        axes[1].bar([c + i * width for c in cats], heights, width, label=variant)
     axes[1].set_xticks([c + width * (len(recalls) - 1) / 2 for c in cats])
     axes[1].set_xticklabels([CATEGORIES[c] for c in cats])
     axes[1].set(title="recall@10 by category", ylabel="recall")
