@@ -24,7 +24,7 @@ from memory.embed import SentenceTransformerEmbedder
 from memory.models import OwnerIdentity
 from memory.sources import ImportOptions, get_importer
 from memory.store import MemoryStore, embedding_text
-from twin.cli import progress_bar
+from twin.progress import progress_bar
 
 
 def main() -> None:

@@ -26,8 +26,8 @@ from memory.models import OwnerIdentity, Visibility
 from memory.retrieve import Retriever
 from memory.sources import ImportOptions, get_importer
 from memory.store import MemoryStore
-from twin.cli import progress_bar
 from twin.privacy import Audience
+from twin.progress import progress_bar
 
 
 def main() -> None:

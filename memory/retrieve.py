@@ -15,8 +15,8 @@ What comes back is always single memories with their provenance.
 from __future__ import annotations
 
 import re
-from collections import defaultdict
-from collections.abc import Sequence
+from collections import OrderedDict, defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -26,6 +26,8 @@ from memory.index import DenseHit
 from memory.models import Memory
 from memory.store import MemoryFilter, MemoryStore
 
+# Query vectors kept for reuse (a few MB at most).
+QUERY_CACHE = 8192
 # How many more dense hits to ask for when a filter will drop some of them.
 DENSE_OVERFETCH = 4
 
@@ -152,6 +154,25 @@ class Retriever:
     def __init__(self, store: MemoryStore, config: RetrievalConfig | None = None) -> None:
         self.store = store
         self.config = config or RetrievalConfig()
+        # Query vectors by text: `prime` fills it in one batch for callers that know their
+        # queries in advance (training data synthesis asks thousands).
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def prime(self, queries: Iterable[str], flt: MemoryFilter | None = None) -> None:
+        """Embed, in one batch, what `search` will embed for each of `queries`."""
+        flt = flt or MemoryFilter()
+        asked = [q for q in queries if q.strip()]
+        self.embed_queries([*asked, *(self._parse(q, flt).text for q in asked)])
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Query vectors for `texts`, in order: the ones not seen lately in one batch."""
+        missing = [t for t in dict.fromkeys(texts) if t not in self._vectors]
+        if missing:
+            for text, vector in zip(missing, self.store.embedder.embed(missing), strict=True):
+                self._remember(text, vector)
+        if not texts:
+            return np.zeros((0, self.store.embedder.dim), dtype=np.float32)
+        return np.stack([self._embed(t) for t in texts])
 
     def search(
         self, query: str, k: int = 10, flt: MemoryFilter | None = None, mode: Mode = "hybrid"
@@ -240,7 +261,17 @@ class Retriever:
         return names
 
     def _embed(self, text: str) -> np.ndarray:
-        return self.store.embedder.embed([text])[0]
+        vector = self._vectors.get(text)
+        if vector is None:
+            vector = self.store.embedder.embed([text])[0]
+        self._remember(text, vector)
+        return vector
+
+    def _remember(self, text: str, vector: np.ndarray) -> None:
+        self._vectors[text] = vector
+        self._vectors.move_to_end(text)
+        while len(self._vectors) > QUERY_CACHE:
+            self._vectors.popitem(last=False)
 
     def _lexical_ids(self, text: str, n: int, flt: MemoryFilter) -> list[str]:
         match = fts_query(text)

@@ -135,7 +135,6 @@ class MemoryStore:
         self.index = index
         self.embedder = embedder
         self._lock = threading.RLock()
-        self._forget_hooks: list[Callable[[sqlite3.Connection, list[str]], None]] = []
         self._source_names: dict[str, str] = {}
         self._conn = sqlite3.connect(
             db_path, check_same_thread=False, isolation_level=None, timeout=30.0
@@ -190,13 +189,15 @@ class MemoryStore:
         *,
         owner: OwnerIdentity | None = None,
         visibility: Visibility = Visibility.PRIVATE,
+        cap: Visibility | None = None,
         fmt: str = "",
         progress: Progress | None = None,
     ) -> IngestReport:
         """Store what an importer parsed; only memories not seen before are added.
 
-        `visibility` applies to memories that do not carry their own; a memory that does (a note
-        whose front matter says `visibility: private`) keeps the narrower of the two.
+        `visibility` applies to memories that do not carry their own (a note whose front matter
+        says `visibility: friends` keeps that). `cap`, when given, is the widest any memory of
+        this import may be: a memory's own visibility can narrow it, never widen it.
         """
         started = time.time()
         source = parsed.source
@@ -205,7 +206,7 @@ class MemoryStore:
                 run_id = self._start_run(conn, source, fmt, started)
                 self._upsert_source(conn, source, started)
                 report = self._ingest_in_transaction(
-                    conn, run_id, parsed, owner or OwnerIdentity(), visibility, progress
+                    conn, run_id, parsed, owner or OwnerIdentity(), visibility, cap, progress
                 )
                 conn.execute(
                     "UPDATE ingestion_runs SET status='done', finished_at=?, added=?, unchanged=?,"
@@ -273,6 +274,7 @@ class MemoryStore:
         parsed: ParsedSource,
         owner: OwnerIdentity,
         visibility: Visibility,
+        cap: Visibility | None,
         progress: Progress | None,
     ) -> IngestReport:
         source_key = parsed.source.key
@@ -310,11 +312,9 @@ class MemoryStore:
         now = time.time()
         rows = []
         for draft in new:
-            vis = (
-                visibility
-                if draft.visibility is None
-                else Visibility.narrowest([draft.visibility, visibility])
-            )
+            vis = draft.visibility or visibility
+            if cap is not None:
+                vis = Visibility.narrowest([vis, cap])
             is_owner = (
                 draft.is_owner
                 if draft.is_owner is not None
@@ -406,16 +406,9 @@ class MemoryStore:
                 " forgotten_at, reason) VALUES (?,?,?,?,?,?)",
                 [(m.id, m.source_key, m.source_id, m.content_hash, now, reason) for m in memories],
             )
-            for hook in self._forget_hooks:
-                hook(conn, [m.id for m in memories])
             conn.executemany("DELETE FROM memories WHERE id = ?", [(m.id,) for m in memories])
             self.index.delete([m.id for m in memories])
         return [m.id for m in memories]
-
-    def on_forget(self, hook: Callable[[sqlite3.Connection, list[str]], None]) -> None:
-        """Run `hook(conn, ids)` inside every forget transaction, before the memories go
-        (layers built on L0 use it to drop or re-derive what relied on them)."""
-        self._forget_hooks.append(hook)
 
     def _delete_by_source_ids(
         self, conn: sqlite3.Connection, source_key: str, source_ids: list[str]
@@ -424,8 +417,6 @@ class MemoryStore:
         if not source_ids:
             return 0
         ids = [memory_id(source_key, sid) for sid in source_ids]
-        for hook in self._forget_hooks:
-            hook(conn, ids)
         conn.executemany("DELETE FROM memories WHERE id = ?", [(i,) for i in ids])
         self.index.delete(ids)
         return len(ids)

@@ -14,27 +14,7 @@ from typing import Any, Literal
 
 import pytest
 
-QWEN2_SPLIT_PATTERN = (
-    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
-    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
-)
-LLAMA3_SPLIT_PATTERN = QWEN2_SPLIT_PATTERN.replace(r"|\p{N}|", r"|\p{N}{1,3}|")
-CHATML_SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
-
-# ChatML with `{% generation %}` around the assistant's content, which trl's
-# assistant_only_loss needs to find the tokens it trains on.
-CHATML_TEMPLATE = (
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\n' }}"
-    "{% if message['role'] == 'assistant' %}"
-    "{% generation %}{{ message['content'] + '<|im_end|>' }}{% endgeneration %}"
-    "{{ '\n' }}"
-    "{% else %}"
-    "{{ message['content'] + '<|im_end|>' + '\n' }}"
-    "{% endif %}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
+from training.tiny import SplitPattern, train_tokenizer
 
 TINY_CORPUS_LINES = (
     "I walked along the river this morning and watched the herons fish in the shallows.",
@@ -63,50 +43,16 @@ def tiny_corpus() -> list[str]:
 
 
 def build_tiny_tokenizer(
-    out_dir: Path,
-    vocab_size: int = 500,
-    split: Literal["qwen2", "llama3", "gpt2"] = "qwen2",
+    out_dir: Path, vocab_size: int = 500, split: SplitPattern = "qwen2"
 ) -> Path:
-    """Train a byte-level BPE tokenizer with ChatML special tokens.
+    """The product's tokenizer trainer (`training.tiny.train_tokenizer`) on the tiny corpus.
 
-    `split` picks the pre-tokenizer: Qwen2's split pattern (the default), Llama 3's, or
-    GPT-2's classic byte-level regex. Saved as a `PreTrainedTokenizerFast` folder: a model
-    whose config says `qwen2` would otherwise get `Qwen2Tokenizer` from `AutoTokenizer`,
-    which rebuilds the pipeline itself.
+    `split` picks the pre-tokenizer: Qwen2's split pattern (the default), Llama 3's, or GPT-2's
+    classic byte-level regex. Every merge counts (min_frequency 0): the corpus is small.
     """
-    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.normalizer = normalizers.NFC()
-    if split == "gpt2":
-        tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
-    else:
-        pattern = QWEN2_SPLIT_PATTERN if split == "qwen2" else LLAMA3_SPLIT_PATTERN
-        tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
-            [
-                pre_tokenizers.Split(Regex(pattern), behavior="isolated", invert=False),
-                pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-            ]
-        )
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=list(CHATML_SPECIAL_TOKENS),
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
+    return train_tokenizer(
+        tiny_corpus(), out_dir, vocab_size=vocab_size, split=split, min_frequency=0
     )
-    tokenizer.train_from_iterator(tiny_corpus(), trainer=trainer)
-
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer,
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-    )
-    fast.chat_template = CHATML_TEMPLATE
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fast.save_pretrained(out_dir)
-    return out_dir
 
 
 def build_tiny_model(

@@ -97,6 +97,32 @@ class LLMRoles(_Section):
     judge: LLMSettings = Field(default_factory=LLMSettings)
 
 
+class TrainingSettings(_Section):
+    """How `twin train` turns memory into a model."""
+
+    # A Hugging Face causal LM folder or hub id (e.g. "Qwen/Qwen2.5-0.5B-Instruct"); empty
+    # trains the offline tiny base from scratch on your memory.
+    base: str = ""
+    strategy: Literal["weak", "multi-step", "strong"] = "strong"
+    seed: int = 0
+    # SFT and DPO: epochs, learning rates, sequence length.
+    sft_epochs: float = Field(default=3.0, gt=0)
+    sft_learning_rate: float = Field(default=2e-4, gt=0)
+    dpo_epochs: float = Field(default=1.0, ge=0)
+    dpo_learning_rate: float = Field(default=5e-6, gt=0)
+    dpo_beta: float = Field(default=0.1, gt=0)
+    max_length: int = Field(default=512, ge=64)
+    batch_size: int = Field(default=8, ge=1)
+    # LoRA on a pretrained base (ignored by the tiny base, which is trained in full).
+    lora_r: int = Field(default=16, ge=1)
+    lora_alpha: int = Field(default=32, ge=1)
+    lora_dropout: float = Field(default=0.05, ge=0, lt=1)
+    # The GGUF quantisations to write; the first is the one that is served.
+    quantizations: list[Literal["f16", "q8_0", "f32"]] = Field(
+        default_factory=lambda: ["q8_0", "f16"]
+    )
+
+
 class MCPSettings(_Section):
     """The MCP server. Over stdio the client is the owner; over HTTP a bearer token says who."""
 
@@ -140,6 +166,7 @@ class Settings(BaseSettings):
     owner: OwnerSettings = Field(default_factory=OwnerSettings)
     memory: MemorySettings = Field(default_factory=MemorySettings)
     llm: LLMRoles = Field(default_factory=LLMRoles)
+    training: TrainingSettings = Field(default_factory=TrainingSettings)
     mcp: MCPSettings = Field(default_factory=MCPSettings)
     bots: BotSettings = Field(default_factory=BotSettings)
 
@@ -254,6 +281,12 @@ whatsapp = "friends"
 #
 # [llm.judge]              # scores answers during evaluation; none = no judge
 # backend = "none"
+
+[training]
+# Empty base = train a tiny model from scratch on your memory (offline, minutes on a laptop).
+# Or a Hugging Face model folder / hub id for LoRA fine-tuning, e.g. "Qwen/Qwen2.5-0.5B-Instruct".
+base = ""
+strategy = "strong"       # chain-of-thought data: weak | multi-step | strong
 
 [mcp]
 # `twin serve mcp --http` listens here; clients send `Authorization: Bearer <token>`.

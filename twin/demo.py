@@ -6,10 +6,13 @@ import shutil
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.rule import Rule
 from rich.table import Table
 
+from memory.profile import Profile, ProfileBuilder
 from memory.retrieve import Retriever, SearchHit
+from memory.store import MemoryStore
 from twin.config import load_settings
 from twin.ingest import open_store, parse_paths, store_parsed
 from twin.privacy import Audience
@@ -64,6 +67,27 @@ def run_demo(home: Path, persona: Path = PERSONA, console: Console | None = None
             hits = retriever.search(query, k=3, flt=Audience.parse(audience).memory_filter())
             console.print(f"[bold]{audience}[/] asks: {query}")
             _print_hits(console, hits)
+
+        console.print(Rule("3. Build L1: bio, topics, facts", style="dim"))
+        _build_profile(console, store, settings.owner.name)
+
+
+def _build_profile(console: Console, store: MemoryStore, owner: str) -> None:
+    """Build L1 offline and show what a friend would see of it."""
+    report = ProfileBuilder(store, owner).build()
+    topics = {str(s.scope): s.topics for s in report.scopes}
+    console.print(
+        f"{report.facts_total} facts, {topics['owner']} topics for the owner and "
+        f"{topics['friends']} for friends, in {report.seconds:.1f} s (offline)."
+    )
+    view = Profile(store, owner).for_audience(Audience.friend().visibilities)
+    console.print(f"[bold]friend[/] sees this bio: {escape(view.bio('global', 'third'))}")
+    for fact in view.facts[:3]:
+        sources = len(fact.sources)
+        console.print(
+            f"   [dim]{fact.visibility:8}[/] {escape(fact.statement)} "
+            f"[dim](from {sources} {'memory' if sources == 1 else 'memories'})[/]"
+        )
 
 
 def _inputs(folder: Path) -> list[Path]:

@@ -46,10 +46,21 @@ def store_parsed(
     visibility: Visibility | None = None,
     progress: Progress | None = None,
 ) -> list[IngestReport]:
-    """Store one parsed path: each of its sources in its own transaction."""
+    """Store one parsed path: each of its sources in its own transaction.
+
+    Memories without a visibility of their own get `visibility` if given, else the configured
+    default for the format; `visibility`, when given, also caps the ones that do have their own.
+    """
     default = visibility or settings.memory.visibility_for(parsed.format)
     owner = settings.owner.identity()
     return [
-        store.ingest(source, owner=owner, visibility=default, fmt=parsed.format, progress=progress)
+        store.ingest(
+            source,
+            owner=owner,
+            visibility=default,
+            cap=visibility,
+            fmt=parsed.format,
+            progress=progress,
+        )
         for source in parsed.sources
     ]

@@ -31,6 +31,8 @@ from twin.tasks import (
     TaskKind,
     TaskRequest,
     Verdict,
+    is_identity_question,
+    is_question,
     parse_reply,
     render_messages,
 )
@@ -205,10 +207,13 @@ class Twin:
         asker: str | None = None,
         history: Sequence[ChatMessage] = (),
     ) -> TwinReply:
-        """Memory QA: answer `question` from what `audience` may see."""
-        return self._run(
-            TaskKind.MEMORY_QA, question, audience or Audience.owner(), asker=asker, history=history
-        )
+        """Memory QA: answer `question` from what `audience` may see.
+
+        "Who are you?" is answered as an introduction, and a message that asks nothing and
+        finds nothing in memory as conversation, in the owner's voice.
+        """
+        kind = TaskKind.IDENTITY if is_identity_question(question) else TaskKind.MEMORY_QA
+        return self._run(kind, question, audience or Audience.owner(), asker=asker, history=history)
 
     def enhance(self, request: str, target: str | None = None) -> TwinReply:
         """Context enhance: `request` rewritten with the owner's context another agent needs."""
@@ -274,11 +279,13 @@ class Twin:
         loaded = self.models.for_audience(audience.kind)
         budget = loaded.budget if loaded else PromptBudget()
         hits = self.retriever.search(query or text, k=budget.memories, flt=audience.memory_filter())
-        relevant = [h for h in hits if _relevant(h)]
+        relevant = [h for h in hits if is_relevant(h)]
         evidence = tuple(Evidence.of(h.memory) for h in relevant)
         confidence = max((h.similarity or 0.0 for h in relevant), default=0.0)
         if kind == TaskKind.MEMORY_QA and not relevant:
-            return TwinReply(kind, NOTHING_FOUND[audience.kind], found=False, model="retrieval")
+            if is_question(text):
+                return TwinReply(kind, NOTHING_FOUND[audience.kind], found=False, model="retrieval")
+            kind = TaskKind.CHAT
         if loaded is None:
             return self._without_model(kind, relevant, evidence, confidence)
 
@@ -290,7 +297,7 @@ class Twin:
             asker=asker,
             target=target,
             reply=reply,
-            context=tuple(_context(h.memory) for h in relevant),
+            context=tuple(ContextMemory.of(h.memory) for h in relevant),
             bio=self.bios.bio_text(audience) if self.bios and budget.bio else "",
             history=tuple(history),
         )
@@ -332,7 +339,9 @@ class Twin:
     def _fit(request: TaskRequest, budget: PromptBudget, loaded: _Loaded) -> list[ChatMessage]:
         """The prompt, with the least relevant memories dropped until it fits the model's
         context next to the reply. A request too long even alone is refused, not cut."""
-        room = loaded.context_size - loaded.max_new_tokens
+        # Counting the contents misses a little of what the chat template adds (and llama.cpp
+        # needs a few cells of slack), so keep a margin rather than fill the context exactly.
+        room = loaded.context_size - loaded.max_new_tokens - max(16, loaded.context_size // 16)
         while True:
             messages = render_messages(request, budget)
             if loaded.llm.count_tokens(messages) <= room:
@@ -371,13 +380,10 @@ class Twin:
         )
 
 
-def _relevant(hit: SearchHit) -> bool:
+def is_relevant(hit: SearchHit) -> bool:
+    """Whether a retrieved memory is about the query at all (shares a word with it, or is
+    close in meaning): the rule for what goes into a prompt, in serving and in training."""
     return hit.lexical_rank is not None or (hit.similarity or 0.0) >= RELEVANCE_FLOOR
-
-
-def _context(memory: Memory) -> ContextMemory:
-    when = memory.timestamp.date().isoformat() if memory.timestamp else ""
-    return ContextMemory(id=memory.id, when=when, who=memory.author or "note", text=memory.text)
 
 
 def open_twin(

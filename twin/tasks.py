@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from memory.models import Memory
 from twin.llm.base import ChatMessage
 from twin.privacy import AudienceKind
 
@@ -49,11 +50,42 @@ class ContextMemory:
     who: str
     text: str
 
-    def line(self, max_chars: int) -> str:
-        text = " ".join(self.text.split())
-        if len(text) > max_chars:
-            text = text[: max_chars - 1].rstrip() + "…"
-        return f"{self.when} {self.who}: {text}".strip()
+    def line(self, max_chars: int, focus: str = "") -> str:
+        """The memory on one line, cut to `max_chars` around what `focus` asks about."""
+        return f"{self.when} {self.who}: {excerpt(self.text, focus, max_chars)}".strip()
+
+    @classmethod
+    def of(cls, memory: Memory) -> ContextMemory:
+        when = memory.timestamp.date().isoformat() if memory.timestamp else ""
+        return cls(id=memory.id, when=when, who=memory.author or "note", text=memory.text)
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
+_WORDS = re.compile(r"\w+")
+
+
+def excerpt(text: str, focus: str, max_chars: int) -> str:
+    """`text` on one line, and if it is longer than `max_chars`, the run of sentences that
+    shares most words with `focus` (a long note's answer is often far from its start).
+    A short first line (a note's "Title › Heading" breadcrumb) is kept in front."""
+    flat = " ".join(text.split())
+    if len(flat) <= max_chars:
+        return flat
+    sentences = [" ".join(s.split()) for s in _SENTENCE_END.split(text) if s.strip()]
+    head = sentences[0] if len(sentences) > 1 and len(sentences[0]) <= max_chars // 3 else ""
+    body = sentences[1:] if head else sentences
+    wanted = {w for w in _WORDS.findall(focus.casefold()) if len(w) > 2}
+    scores = [len(wanted & set(_WORDS.findall(s.casefold()))) for s in body]
+    start = max(range(len(body)), key=lambda i: (scores[i], -i)) if body else 0
+    room = max_chars - len(head) - 3
+    picked: list[str] = []
+    for sentence in body[start:]:
+        if len(" ".join([*picked, sentence])) > room:
+            break
+        picked.append(sentence)
+    text_out = " ".join(picked) if picked else body[start][: room - 1].rstrip() + "…"
+    lead = "… " if start > 0 else ""
+    return f"{head} {lead}{text_out}".strip() if head else f"{lead}{text_out}"
 
 
 @dataclass(frozen=True)
@@ -131,7 +163,8 @@ def user_prompt(request: TaskRequest, budget: PromptBudget) -> str:
         parts.append(f"[bio]\n{request.bio.strip()}")
     memories = request.context[: budget.memories]
     if memories:
-        parts.append("[memory]\n" + "\n".join(m.line(budget.chars_per_memory) for m in memories))
+        lines = (m.line(budget.chars_per_memory, focus=request.text) for m in memories)
+        parts.append("[memory]\n" + "\n".join(lines))
     if request.kind == TaskKind.CONTEXT_ENHANCE:
         target = f" for {request.target}" if request.target else ""
         parts.append(f"[request{target}]\n{request.text.strip()}")
@@ -151,6 +184,28 @@ def render_messages(request: TaskRequest, budget: PromptBudget | None = None) ->
         *request.history,
         ChatMessage("user", user_prompt(request, budget)),
     ]
+
+
+_IDENTITY = re.compile(
+    r"\b(who|what) (are|r) (you|u)\b|\bintroduce yourself\b|\btell me about yourself\b"
+    r"|\bwhat do you do\b|\bare you (a |an )?(bot|ai|real|human)\b",
+    re.IGNORECASE,
+)
+_QUESTION = re.compile(
+    r"\?|^\s*(who|what|when|where|why|how|which|whose|do|does|did|is|are|was|were|can|could|"
+    r"will|would|have|has|tell me|remind me)\b",
+    re.IGNORECASE,
+)
+
+
+def is_identity_question(text: str) -> bool:
+    """ "Who are you?" and its kin: answered from the bio, not from a memory search."""
+    return bool(_IDENTITY.search(text))
+
+
+def is_question(text: str) -> bool:
+    """Whether a message asks something (else it is conversation, answered in the owner's voice)."""
+    return bool(_QUESTION.search(text))
 
 
 # -- replies -----------------------------------------------------------------------------------

@@ -17,8 +17,9 @@ from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 from tokenizers import Tokenizer
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
-from tests.model_fixtures import CHATML_TEMPLATE, build_tiny_model, build_tiny_tokenizer
+from tests.model_fixtures import build_tiny_model, build_tiny_tokenizer
 from training.export import export_gguf, merge_lora
+from training.tiny import CHATML_TEMPLATE
 
 PROMPTS = (
     "I walked along the river",

@@ -1,91 +1,26 @@
-"""The `twin` command."""
+"""Commands on L0 memory: init, ingest, search, and `twin memory …`."""
 
 from __future__ import annotations
 
 import sys
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from memory.models import Visibility
 from memory.retrieve import Retriever, SearchHit
 from memory.sources import IMPORTERS, ImportFormatError
-from memory.store import MemoryStore
-from twin.config import ConfigError, Settings, init_home, load_settings, resolve_home
-from twin.ingest import open_store, parse_paths, store_parsed
+from twin.cli.common import app, console, err, fail, open_memory, settings, state
+from twin.config import ConfigError, init_home, resolve_home
+from twin.ingest import parse_paths, store_parsed
 from twin.privacy import Audience
+from twin.progress import progress_bar
 
-app = typer.Typer(
-    help="Twin: a personal AI twin. Your notes and chats become memory; a small model learns it.",
-    no_args_is_help=True,
-    rich_markup_mode="rich",
-)
 memory_app = typer.Typer(help="Inspect and manage L0 memory.", no_args_is_help=True)
 app.add_typer(memory_app, name="memory")
-
-console = Console()
-err = Console(stderr=True)
-
-
-class State:
-    home: Path | None = None
-
-
-state = State()
-
-
-@app.callback()
-def main(
-    home: Annotated[
-        Path | None,
-        typer.Option(help="The twin's home directory [default: $TWIN_HOME or ./.twin]."),
-    ] = None,
-) -> None:
-    state.home = home
-
-
-def fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(code)
-
-
-def settings() -> Settings:
-    try:
-        return load_settings(state.home)
-    except ConfigError as exc:
-        raise fail(str(exc)) from exc
-
-
-@contextmanager
-def progress_bar(description: str):
-    """A rich progress bar; yields a `progress(done, total)` callback."""
-    with Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    ) as bar:
-        task = bar.add_task(description, total=None)
-
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        yield update
-
-
-def open_memory(s: Settings) -> MemoryStore:
-    try:
-        return open_store(s)
-    except RuntimeError as exc:
-        raise fail(str(exc)) from exc
 
 
 @app.command()
@@ -111,7 +46,7 @@ def ingest(
     ] = "auto",
     visibility: Annotated[
         Visibility | None,
-        typer.Option(help="Who may see these memories [default: per source, from twin.toml]."),
+        typer.Option(help="Who may see these memories \\[default: per source, from twin.toml]."),
     ] = None,
 ) -> None:
     """Import notes and chat exports into memory. Importing the same export again adds nothing."""
@@ -246,7 +181,7 @@ def memory_forget(
 @memory_app.command("export")
 def memory_export(
     output: Annotated[
-        Path | None, typer.Option("-o", "--output", help="File to write [default: stdout].")
+        Path | None, typer.Option("-o", "--output", help="File to write \\[default: stdout].")
     ] = None,
 ) -> None:
     """Write every memory as JSON Lines, with all its fields."""
@@ -279,16 +214,3 @@ def _utc(when: datetime | None) -> datetime | None:
     if when is None or when.tzinfo is not None:
         return when
     return when.replace(tzinfo=UTC)
-
-
-@app.command()
-def demo(
-    home: Annotated[Path, typer.Option(help="Where to build the demo twin.")] = Path(".twin-demo"),
-) -> None:
-    """Run the whole product on the bundled sample persona, offline."""
-    from twin.demo import run_demo
-
-    try:
-        run_demo(home, console=console)
-    except (FileExistsError, ImportFormatError, ConfigError) as exc:
-        raise fail(str(exc)) from exc

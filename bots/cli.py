@@ -1,0 +1,126 @@
+"""`twin bot telegram` and `twin bot discord`: the twin as a chat bot for the owner's friends.
+
+Tokens come from the settings: `[bots] telegram_token` / `discord_token` in twin.toml, or better
+the environment (TWIN_BOTS__TELEGRAM_TOKEN, TWIN_BOTS__DISCORD_TOKEN). `bots/README.md` explains
+how to create the bots.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Annotated
+
+import discord
+import typer
+from rich.console import Console
+from telegram.error import InvalidToken
+
+from bots.core import BotCore
+from bots.discord_bot import DiscordBot
+from bots.serve import RunningBot, run_until_stopped
+from bots.state import BotState
+from bots.telegram_bot import TelegramBot
+from twin.config import ConfigError, Settings, load_settings
+from twin.service import open_twin
+
+bot_app = typer.Typer(
+    help="Run the twin as a Telegram or Discord bot that friends can talk to.",
+    no_args_is_help=True,
+)
+err = Console(stderr=True)
+log = logging.getLogger(__name__)
+
+HomeOption = Annotated[
+    Path | None,
+    typer.Option(help="The twin's home directory [default: twin --home, $TWIN_HOME or ./.twin]."),
+]
+
+
+@bot_app.command("telegram")
+def run_telegram(
+    ctx: typer.Context,
+    home: HomeOption = None,
+    api_url: Annotated[
+        str | None,
+        typer.Option(help="Root URL of a self-hosted Bot API server [default: Telegram's]."),
+    ] = None,
+) -> None:
+    """Answer on Telegram (long polling) until Ctrl-C."""
+    settings = _settings(ctx, home)
+    token = settings.bots.telegram_token
+    if not token:
+        raise _fail(
+            "no Telegram bot token. Create a bot with @BotFather, then set "
+            "TWIN_BOTS__TELEGRAM_TOKEN (or telegram_token under [bots] in twin.toml)."
+        )
+    _run(settings, lambda core: [TelegramBot(core, token, base_url=api_url)])
+
+
+@bot_app.command("discord")
+def run_discord(
+    ctx: typer.Context,
+    home: HomeOption = None,
+    api_url: Annotated[str | None, typer.Option(hidden=True)] = None,
+    gateway_url: Annotated[str | None, typer.Option(hidden=True)] = None,
+) -> None:
+    """Answer Discord DMs, and mentions in the allowed channels, until Ctrl-C."""
+    settings = _settings(ctx, home)
+    token = settings.bots.discord_token
+    if not token:
+        raise _fail(
+            "no Discord bot token. Create an application and bot in the Discord developer "
+            "portal, then set TWIN_BOTS__DISCORD_TOKEN (or discord_token under [bots] in "
+            "twin.toml)."
+        )
+    _run(
+        settings,
+        lambda core: [DiscordBot(core, token, api_base=api_url, gateway_url=gateway_url)],
+    )
+
+
+def _settings(ctx: typer.Context, home: Path | None) -> Settings:
+    # Registered under `twin`, the home may come from `twin --home`.
+    home = home or ctx.find_root().params.get("home")
+    try:
+        return load_settings(home)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from exc
+
+
+def _run(settings: Settings, make_bots: Callable[[BotCore], Sequence[RunningBot]]) -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # Every long poll would be an INFO line.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    if not settings.bots.friends:
+        log.warning("no friends are configured under [bots.friends]: everyone else is a stranger")
+    twin = open_twin(settings)
+    try:
+        with BotState.open(settings.home) as state:
+            core = BotCore(twin, state)
+            asyncio.run(run_until_stopped(make_bots(core)))
+    except InvalidToken as exc:
+        raise _fail(f"Telegram refused the bot token ({exc}).") from exc
+    except discord.LoginFailure as exc:
+        raise _fail(f"Discord refused the bot token ({exc}).") from exc
+    except discord.PrivilegedIntentsRequired as exc:
+        raise _fail(
+            "Discord requires the Message Content intent: enable it for the bot in the "
+            "developer portal (Bot → Privileged Gateway Intents)."
+        ) from exc
+    finally:
+        twin.models.close()
+        twin.store.close()
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(1)
+
+
+if __name__ == "__main__":
+    bot_app()

@@ -1,0 +1,189 @@
+"""The Telegram face of the twin, on python-telegram-bot: private chats, long polling.
+
+The adapter only translates: a Telegram text message becomes an `Incoming`, and a `TelegramChat`
+lets the core show "typing…" and send messages, waiting out flood control (429) and retrying
+server errors. Group chats are ignored: their readers are not who the bot answers for.
+
+Restarts are clean: Telegram re-delivers updates that were fetched but not confirmed, and the
+core skips any message it already handled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from datetime import timedelta
+
+from telegram import BotCommand, Update
+from telegram.constants import ChatAction
+from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
+from telegram.ext import Application, ApplicationBuilder, ContextTypes, MessageHandler, filters
+
+from bots.core import BotCore, Incoming
+from bots.text import TELEGRAM_LIMIT, utf16_length
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "telegram"
+# A chat action shows for five seconds (or until a message arrives); refresh it before then.
+TYPING_REFRESH_SECONDS = 4.0
+SEND_ATTEMPTS = 4
+COMMANDS = (
+    BotCommand("start", "who this is"),
+    BotCommand("help", "who this is and what I can do"),
+    BotCommand("new", "start a fresh conversation"),
+)
+
+
+class TelegramChat:
+    """One Telegram chat the core answers in."""
+
+    limit = TELEGRAM_LIMIT
+
+    def __init__(self, application: Application, chat_id: int) -> None:
+        self.bot = application.bot
+        self.chat_id = chat_id
+
+    @staticmethod
+    def measure(text: str) -> int:
+        return utf16_length(text)
+
+    @asynccontextmanager
+    async def typing(self) -> AsyncIterator[None]:
+        task = asyncio.create_task(self._keep_typing())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+
+    async def _keep_typing(self) -> None:
+        while True:
+            try:
+                await self.bot.send_chat_action(self.chat_id, ChatAction.TYPING)
+            except TelegramError as exc:
+                # The indicator is cosmetic: a failure here must not stop the answer.
+                log.debug("typing indicator failed in chat %s: %s", self.chat_id, exc)
+            await asyncio.sleep(TYPING_REFRESH_SECONDS)
+
+    async def send(self, text: str) -> None:
+        """Send one message; wait out flood control and retry server errors a few times."""
+        for attempt in range(1, SEND_ATTEMPTS + 1):
+            try:
+                await self.bot.send_message(self.chat_id, text)
+                return
+            except RetryAfter as exc:
+                if attempt == SEND_ATTEMPTS:
+                    raise
+                delay = _seconds(exc.retry_after)
+                log.warning("Telegram flood control: waiting %.1fs before resending", delay)
+                await asyncio.sleep(delay)
+            except BadRequest:
+                raise  # the request itself is wrong; resending will not help
+            except NetworkError as exc:
+                if attempt == SEND_ATTEMPTS:
+                    raise
+                log.warning("sending to Telegram failed (%s); retrying", exc)
+                await asyncio.sleep(0.5 * attempt)
+
+
+class TelegramBot:
+    """The twin on Telegram. `base_url` points at another Bot API server (a self-hosted one,
+    or a test stand-in); by default it is Telegram's."""
+
+    def __init__(
+        self,
+        core: BotCore,
+        token: str,
+        *,
+        base_url: str | None = None,
+        poll_timeout: float = 30.0,
+        concurrency: int = 16,
+    ) -> None:
+        if not token:
+            raise ValueError("a Telegram bot token is needed (from @BotFather)")
+        self.core = core
+        self.token = token
+        self.base_url = base_url
+        self.poll_timeout = poll_timeout
+        self.concurrency = concurrency
+        self.application: Application | None = None
+
+    def build_application(self) -> Application:
+        """The python-telegram-bot application with the bot's handlers."""
+        builder = ApplicationBuilder().token(self.token).concurrent_updates(self.concurrency)
+        if self.base_url:
+            root = self.base_url.rstrip("/")
+            builder = builder.base_url(f"{root}/bot").base_file_url(f"{root}/file/bot")
+        builder = builder.get_updates_read_timeout(self.poll_timeout + 10)
+        application = builder.build()
+        application.add_handler(
+            MessageHandler(
+                filters.UpdateType.MESSAGE & filters.ChatType.PRIVATE & filters.TEXT,
+                self._on_message,
+            )
+        )
+        application.add_error_handler(self._on_error)
+        return application
+
+    async def start(self) -> None:
+        """Connect, register the command menu and start polling for updates."""
+        application = self.build_application()
+        await application.initialize()
+        try:
+            await application.bot.set_my_commands(COMMANDS)
+        except TelegramError as exc:
+            log.warning("could not set the bot's command menu: %s", exc)
+        await application.start()
+        assert application.updater is not None
+        await application.updater.start_polling(
+            timeout=timedelta(seconds=self.poll_timeout),
+            allowed_updates=["message"],
+            error_callback=_polling_failed,
+        )
+        self.application = application
+        me = application.bot
+        log.info("Telegram bot @%s is running", me.username)
+
+    async def stop(self) -> None:
+        """Stop polling (confirming what was fetched), finish running handlers, disconnect."""
+        application, self.application = self.application, None
+        if application is None:
+            return
+        if application.updater is not None and application.updater.running:
+            await application.updater.stop()
+        if application.running:
+            await application.stop()
+        await application.shutdown()
+
+    async def _on_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.message
+        if message is None or message.text is None or message.from_user is None:
+            return
+        user = message.from_user
+        incoming = Incoming(
+            platform=PLATFORM,
+            chat_id=str(message.chat_id),
+            message_id=str(message.message_id),
+            user_id=str(user.id),
+            user_name=user.full_name or user.username or str(user.id),
+            text=message.text,
+            private=True,
+            sent_at=message.date,
+        )
+        await self.core.handle(incoming, TelegramChat(context.application, message.chat_id))
+
+    @staticmethod
+    async def _on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        log.error("error while handling a Telegram update", exc_info=context.error)
+
+
+def _polling_failed(exc: TelegramError) -> None:
+    log.warning("polling Telegram failed (%s); retrying", exc)
+
+
+def _seconds(value: int | timedelta) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)

@@ -1,0 +1,58 @@
+"""Streamable HTTP for the MCP server: the app behind the token and Origin gate, and uvicorn."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import uvicorn
+from mcp.server.mcpserver import MCPServer
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.types import ASGIApp
+
+from mcp_server.access import HTTPGate, is_loopback
+from twin.config import MCPSettings
+
+PATH = "/mcp"
+_LOOPBACK_HOSTS = ["127.0.0.1", "127.0.0.1:*", "localhost", "localhost:*", "[::1]", "[::1]:*"]
+
+
+class ServeError(Exception):
+    """The server cannot start as asked; the message says why and what to change."""
+
+
+def check_http(settings: MCPSettings, host: str) -> None:
+    """Refuse to serve HTTP that nobody could use safely: without any token every request would
+    be refused, and a server reachable from other machines must never run without one."""
+    if settings.token or any(settings.friend_tokens.values()):
+        return
+    where = "on this machine" if is_loopback(host) else f"on {host}, reachable from other machines,"
+    raise ServeError(
+        f"refusing to serve MCP over HTTP {where} without a token: set [mcp] token in "
+        "twin.toml (`twin init` writes one) or TWIN_MCP__TOKEN"
+    )
+
+
+def http_app(server: MCPServer, settings: MCPSettings, host: str) -> ASGIApp:
+    """The server's streamable HTTP app at `/mcp`, behind the Origin and bearer-token gate.
+
+    On a loopback address the SDK also checks the `Host` header (DNS rebinding); on another
+    address the host name clients use is not known here, so only Origin and the token apply.
+    """
+    origins = [o.rstrip("/") for o in settings.allowed_origins]
+    any_port = [f"{o}:*" for o in origins if urlsplit(o).port is None]
+    security = TransportSecuritySettings(
+        enable_dns_rebinding_protection=is_loopback(host),
+        allowed_hosts=_LOOPBACK_HOSTS,
+        # The gate has already checked Origin; the SDK's list must agree with it.
+        allowed_origins=origins + any_port,
+    )
+    app = server.streamable_http_app(
+        streamable_http_path=PATH, transport_security=security, host=host
+    )
+    return HTTPGate(app, settings)
+
+
+def serve_http(server: MCPServer, settings: MCPSettings, host: str, port: int) -> None:
+    """Serve until interrupted."""
+    check_http(settings, host)
+    uvicorn.run(http_app(server, settings, host), host=host, port=port, log_level="warning")

@@ -1,0 +1,105 @@
+"""The twin's status as the `twin://status` resource shows it: which model answers and how old it
+is, how much memory there is, when it last trained and when it trains next."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, Field
+
+from memory.models import Visibility
+from twin.privacy import Audience
+from twin.registry import RegistryError
+from twin.service import Twin
+
+NO_SCHEDULE = "No training schedule is set up: the twin trains when its owner runs the training."
+
+
+class ModelStatus(BaseModel):
+    version: str
+    created_at: datetime
+    age_hours: float = Field(description="Hours since this version was trained.")
+    base: str
+    strategy: str = Field(description="The chain-of-thought strategy it was trained with.")
+    trained_on_memories: int
+    metrics: dict[str, float] = Field(description="Its evaluation results.")
+
+
+class TrainingRun(BaseModel):
+    version: str
+    created_at: datetime
+    promoted: bool = Field(description="Whether this version is the one answering now.")
+
+
+class MemoryCounts(BaseModel):
+    total: int = Field(description="Memories the caller's audience may see.")
+    by_visibility: dict[str, int] = Field(
+        default_factory=dict, description="Owner only: how many are private, friends, public."
+    )
+
+
+class TwinStatus(BaseModel):
+    owner: str
+    audience: str = Field(description="Whose view this status is drawn for.")
+    serving: str = Field(
+        description="'registry' (the trained twin model) or the configured model server."
+    )
+    model: ModelStatus | None = Field(description="The version answering now (null: none yet).")
+    model_note: str = ""
+    memories: MemoryCounts
+    last_training: TrainingRun | None = Field(description="The newest trained version.")
+    next_training: datetime | None = Field(description="When training runs next, if scheduled.")
+    next_training_note: str = ""
+
+
+def twin_status(twin: Twin, audience: Audience, now: datetime | None = None) -> TwinStatus:
+    """The status of `twin` as `audience` may see it (friends get counts of their view only)."""
+    now = now or datetime.now(UTC)
+    registry = twin.models.registry
+    role = twin.settings.llm.twin
+    model = None
+    note = ""
+    try:
+        current = registry.current()
+        versions = registry.versions()
+    except RegistryError as exc:
+        current, versions = None, []
+        note = f"The model registry is damaged: {exc}"
+    if current is not None:
+        model = ModelStatus(
+            version=current.version,
+            created_at=current.created_at,
+            age_hours=round((now - current.created_at).total_seconds() / 3600, 2),
+            base=current.base,
+            strategy=current.strategy,
+            trained_on_memories=current.memory_count,
+            metrics=current.metrics,
+        )
+    elif not note:
+        note = "No model is trained yet: answers come from memory retrieval alone."
+    newest = versions[-1] if versions else None
+    last = (
+        TrainingRun(
+            version=newest.version,
+            created_at=newest.created_at,
+            promoted=current is not None and newest.version == current.version,
+        )
+        if newest
+        else None
+    )
+    counts = MemoryCounts(total=twin.store.count(audience.memory_filter()))
+    if audience.is_owner:
+        counts.by_visibility = {
+            v.value: twin.store.count(audience.memory_filter(visibilities=(v,))) for v in Visibility
+        }
+    return TwinStatus(
+        owner=twin.owner,
+        audience=audience.kind.value,
+        serving=f"{role.backend}: {role.model or role.path}" if role.configured else "registry",
+        model=model,
+        model_note=note,
+        memories=counts,
+        last_training=last,
+        next_training=None,
+        next_training_note=NO_SCHEDULE,
+    )

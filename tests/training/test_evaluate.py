@@ -1,0 +1,92 @@
+"""Held-out key-fact grading."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from training.evaluate import Evaluation, evaluate_key_facts, has_key_facts, normalize
+from training.synthesize.samples import Sample, Split
+from twin.llm.base import ChatLLM, ChatMessage, GenerationOptions
+from twin.privacy import AudienceKind
+from twin.tasks import ContextMemory, PromptBudget, TaskKind, TaskRequest
+
+
+class CannedLLM(ChatLLM):
+    """Answers each question with a fixed reply and remembers the prompts it saw."""
+
+    def __init__(self, replies: dict[str, str]) -> None:
+        super().__init__(GenerationOptions(max_tokens=64, temperature=0.0))
+        self.replies = replies
+        self.prompts: list[list[ChatMessage]] = []
+
+    @property
+    def name(self) -> str:
+        return "canned"
+
+    def _complete(self, messages: list[ChatMessage], options: GenerationOptions) -> str:
+        self.prompts.append(messages)
+        question = messages[-1].content.rsplit("\n", 1)[-1]
+        return self.replies[question]
+
+    def _stream(self, messages: list[ChatMessage], options: GenerationOptions) -> Iterator[str]:
+        yield self._complete(messages, options)
+
+
+def sample(question: str, kind: TaskKind, key_facts: tuple[str, ...]) -> Sample:
+    memory = ContextMemory("m1", "2026-03-15", "Iris", "Ran the Lisbon half in 1:52:41.")
+    request = TaskRequest(
+        kind=kind, owner="Iris", audience=AudienceKind.OWNER, text=question, context=(memory,)
+    )
+    return Sample(id=question, request=request, reply="-", key_facts=key_facts, split=Split.TEST)
+
+
+def test_key_facts_match_without_case_or_accents() -> None:
+    assert normalize("São  Miguel\n") == "sao miguel"
+    assert has_key_facts("We went to SAO MIGUEL in 2025", ["São Miguel", "2025"])
+    assert not has_key_facts("We went to São Miguel", ["São Miguel", "2025"])
+    assert has_key_facts("anything", [])
+
+
+def test_only_what_the_asker_sees_counts(tmp_path: Path) -> None:
+    samples = [
+        sample("When was the half?", TaskKind.MEMORY_QA, ("1:52:41",)),
+        sample("And the time?", TaskKind.MEMORY_QA, ("1:52:41",)),
+        sample("Rewrite my request", TaskKind.CONTEXT_ENHANCE, ("1:52:41",)),
+        sample("Chat with me", TaskKind.CHAT, ()),
+    ]
+    llm = CannedLLM(
+        {
+            # the fact only in the hidden reasoning: wrong
+            "When was the half?": "<think>\n- It says 1:52:41.\n</think>\nIn March.",
+            "And the time?": "<think>\n- The memory.\n</think>\nYou ran it in 1:52:41.",
+            # the fact in the listed context the other agent receives: right
+            "Rewrite my request": "Plan my training.\nContext added:\n- half marathon 1:52:41",
+            "Chat with me": "Hi!",
+        }
+    )
+    budget = PromptBudget(memories=1, chars_per_memory=80, bio=False)
+    evaluation = evaluate_key_facts(llm, samples, budget, max_new_tokens=32, name="owner")
+    assert [g.correct for g in evaluation.graded] == [False, True, True]
+    assert evaluation.accuracy == 2 / 3
+    assert evaluation.by_kind() == {"context_enhance": 1.0, "memory_qa": 0.5}
+    assert evaluation.metrics("owner") == {
+        "owner.key_fact_accuracy": 0.6667,
+        "owner.graded": 3.0,
+        "owner.context_enhance.key_fact_accuracy": 1.0,
+        "owner.memory_qa.key_fact_accuracy": 0.5,
+    }
+    # the model saw the prompt as training renders it, without the reply
+    first = llm.prompts[0]
+    assert [m.role for m in first] == ["system", "user"]
+    assert "2026-03-15 Iris: Ran the Lisbon half" in first[-1].content
+    evaluation.save(tmp_path / "eval.json")
+    assert Evaluation.load(tmp_path / "eval.json") == evaluation
+
+
+def test_no_gradable_samples_is_zero_not_an_error() -> None:
+    evaluation = evaluate_key_facts(
+        CannedLLM({}), [], PromptBudget(), max_new_tokens=8, name="empty"
+    )
+    assert evaluation.accuracy == 0.0
+    assert evaluation.metrics("x")["x.graded"] == 0.0

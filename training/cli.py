@@ -1,0 +1,256 @@
+"""The training commands: `twin train` and `twin models list|promote|rollback`.
+
+Plain Typer commands for the `twin` app to register (`app.command()(train)`,
+`app.add_typer(models_app, name="models")`). They find the twin's home through the root
+command's `--home` option, so they need nothing from `twin.cli`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from training.pipeline import (
+    PipelineError,
+    RunOptions,
+    RunResult,
+    Stage,
+    StageRecord,
+    TrainingRun,
+)
+from training.tiny import TINY_SIZES
+from twin.config import ConfigError, Settings, load_settings
+from twin.registry import ModelRegistry, RegistryError
+from twin.tasks import CoTStrategy
+
+console = Console()
+err = Console(stderr=True)
+
+models_app = typer.Typer(
+    help="Trained model versions: list them, promote one, roll back.", no_args_is_help=True
+)
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    """Settings of the twin whose home the root command's --home names."""
+    home = ctx.find_root().params.get("home")
+    try:
+        return load_settings(home)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from exc
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(1)
+
+
+class RichReporter:
+    """Progress bars per stage: one line per stage, its bar driven by the trainer's steps."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.bar = progress
+        self.task: TaskID | None = None
+
+    def stage_started(self, stage: Stage, index: int, count: int) -> None:
+        self.task = self.bar.add_task(f"{index}/{count} {stage}", total=None)
+
+    def progress(self, done: int, total: int) -> None:
+        if self.task is not None:
+            self.bar.update(self.task, completed=done, total=total)
+
+    def stage_finished(self, stage: Stage, record: StageRecord) -> None:
+        if self.task is None:
+            return
+        task = self.bar.tasks[self.task]
+        total = task.total or 1
+        label = "done before" if record.resumed else f"{record.seconds:.0f}s"
+        self.bar.update(
+            self.task,
+            completed=total,
+            total=total,
+            description=f"{task.description} [dim]({label})[/]",
+        )
+
+
+@contextmanager
+def _stage_bars() -> Iterator[RichReporter]:
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+    ) as progress:
+        yield RichReporter(progress)
+
+
+def train(
+    ctx: typer.Context,
+    base: Annotated[
+        str | None,
+        typer.Option(
+            help="A model folder or Hugging Face id to fine-tune with LoRA; empty = the offline "
+            "tiny base [default: training.base from twin.toml]."
+        ),
+    ] = None,
+    strategy: Annotated[
+        CoTStrategy | None,
+        typer.Option(help="Chain-of-thought style of the training replies [default: twin.toml]."),
+    ] = None,
+    resume: Annotated[
+        str | None,
+        typer.Option(
+            metavar="RUN", help="Finish the run with this id; stages it finished are not redone."
+        ),
+    ] = None,
+    no_promote: Annotated[
+        bool, typer.Option("--no-promote", help="Register the new version without serving it.")
+    ] = False,
+    fast: Annotated[
+        bool,
+        typer.Option(help="A seconds-long smoke run (tiny data, one pass); not a useful twin."),
+    ] = False,
+    tiny_size: Annotated[
+        str | None,
+        typer.Option(help=f"Size of the tiny base: {', '.join(TINY_SIZES)} [default: small]."),
+    ] = None,
+    threads: Annotated[
+        int | None, typer.Option(help="CPU threads for training [default: every core].")
+    ] = None,
+) -> None:
+    """Train the twin's two models on memory (SFT, then DPO), export them and serve them.
+
+    The owner's model learns all memory; the model that answers everyone else learns only what
+    friends may see. Each run lives in <home>/runs/<run id>/ with its log and loss curves.
+    """
+    from twin.ingest import open_store
+
+    s = _settings(ctx)
+    if tiny_size is not None and tiny_size not in TINY_SIZES:
+        raise _fail(f"unknown tiny size {tiny_size!r}; choose one of {', '.join(TINY_SIZES)}")
+    try:
+        store = open_store(s)
+    except RuntimeError as exc:
+        raise _fail(str(exc)) from exc
+    with store:
+        if store.count() == 0:
+            raise _fail("memory is empty: import notes or chats with `twin ingest` first")
+        try:
+            with _stage_bars() as reporter:
+                if resume:
+                    run = TrainingRun.resume(s, store, resume, reporter=reporter)
+                else:
+                    options = RunOptions.from_settings(
+                        s.training,
+                        base=base,
+                        strategy=strategy,
+                        tiny_size=tiny_size,
+                        threads=threads,
+                        fast=fast,
+                        promote=not no_promote,
+                    )
+                    run = TrainingRun.create(s, store, options, reporter=reporter)
+                err.print(f"Run [bold]{run.record.run_id}[/] in {run.dir}")
+                result = run.run()
+        except PipelineError as exc:
+            raise _fail(str(exc)) from exc
+    _print_result(result)
+
+
+def _print_result(result: RunResult) -> None:
+    table = Table("stage", "seconds", "what it did")
+    for record in result.stages:
+        seconds = f"{record.seconds:.1f}" + (" (earlier)" if record.resumed else "")
+        table.add_row(str(record.stage), seconds, record.summary)
+    console.print(table)
+    accuracy = [
+        f"{side} {result.metrics[f'{side}.key_fact_accuracy']:.2f}"
+        for side in ("owner", "shared")
+        if f"{side}.key_fact_accuracy" in result.metrics
+    ]
+    if accuracy:
+        console.print(f"Held-out key-fact accuracy: {', '.join(accuracy)}")
+    console.print(f"Total {result.seconds:.0f}s. Log and loss curves: {result.run_dir}")
+    if result.version and result.promoted:
+        console.print(f"[bold green]{result.version} is now serving.[/]")
+    elif result.version:
+        console.print(
+            f"{result.version} is registered; serve it with `twin models promote {result.version}`."
+        )
+
+
+def _registry(ctx: typer.Context) -> ModelRegistry:
+    return ModelRegistry(Path(_settings(ctx).paths.models_dir))
+
+
+@models_app.command("list")
+def list_models(ctx: typer.Context) -> None:
+    """Every trained version, with what it was trained on and how it scored."""
+    registry = _registry(ctx)
+    try:
+        versions = registry.versions()
+        current = registry.current_version()
+    except RegistryError as exc:
+        raise _fail(str(exc)) from exc
+    if not versions:
+        console.print("No trained models yet: run `twin train`.")
+        return
+    table = Table("", "version", "created", "base", "strategy", "samples", "accuracy", "data")
+    table.columns[3].overflow = "fold"  # hub ids and folders are long; show them whole
+    for m in versions:
+        samples = sum(n for key, n in m.samples.items() if ":train:" in key)
+        accuracy = " / ".join(
+            f"{m.metrics[f'{side}.key_fact_accuracy']:.2f}"
+            for side in ("owner", "shared")
+            if f"{side}.key_fact_accuracy" in m.metrics
+        )
+        table.add_row(
+            "[bold green]*[/]" if m.version == current else "",
+            m.version,
+            f"{m.created_at:%Y-%m-%d %H:%M}",
+            m.base,
+            m.strategy,
+            str(samples),
+            accuracy or "-",
+            m.data_hash,
+        )
+    console.print(table)
+    console.print("[dim]* serving now; accuracy = held-out key facts, owner / shared model[/]")
+
+
+@models_app.command()
+def promote(
+    ctx: typer.Context,
+    version: Annotated[str, typer.Argument(help="The version to serve, e.g. v0003.")],
+) -> None:
+    """Serve VERSION from now on (the running twin picks it up on its next answer)."""
+    try:
+        manifest = _registry(ctx).promote(version)
+    except RegistryError as exc:
+        raise _fail(str(exc)) from exc
+    console.print(f"{manifest.version} ({manifest.base}, {manifest.strategy}) is now serving.")
+
+
+@models_app.command()
+def rollback(ctx: typer.Context) -> None:
+    """Serve the version that was serving before the current one."""
+    try:
+        manifest = _registry(ctx).rollback()
+    except RegistryError as exc:
+        raise _fail(str(exc)) from exc
+    console.print(f"Rolled back: {manifest.version} is serving again.")

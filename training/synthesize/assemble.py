@@ -1,0 +1,145 @@
+"""From drafts to samples: the context serving would retrieve, and the reply in the run's format.
+
+Every request gets its context from the real retriever, through the audience's filter and with
+`budget.memories` hits, kept or dropped by serving's own relevance rule and rendered by serving's
+own `ContextMemory` builder. When that context misses the memory a draft's answer rests on, the
+memory replaces the last item in `SUPPORT_INSERT_RATE` of the samples (the model learns to read
+the answer from its context) and is left out of the rest (it learns to answer from its weights,
+as it must when retrieval misses at serving time).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Iterable, Sequence
+
+from memory.models import Memory
+from memory.retrieve import Retriever
+from memory.store import MemoryStore
+from training.synthesize.drafts import Draft
+from training.synthesize.samples import Sample
+from twin.privacy import Audience
+from twin.service import is_relevant
+from twin.tasks import ContextMemory, CoTStrategy, PromptBudget, TaskRequest, render_reply
+
+SUPPORT_INSERT_RATE = 0.8
+
+
+class ServingSearch:
+    """Retrieval as serving runs it for one audience: the real retriever through the
+    audience's filter, `budget.memories` hits, serving's relevance rule."""
+
+    def __init__(self, store: MemoryStore, audience: Audience, budget: PromptBudget) -> None:
+        self.retriever = Retriever(store)
+        self.filter = audience.memory_filter()
+        self.k = budget.memories
+        self.shown_chars = budget.chars_per_memory
+
+    def prime(self, queries: Iterable[str]) -> None:
+        """Embed all these queries now, in one batch."""
+        self.retriever.prime(queries, self.filter)
+
+    def memories(self, query: str) -> list[Memory]:
+        """The memories serving would put in the prompt for `query`, best first."""
+        hits = self.retriever.search(query, k=self.k, flt=self.filter)
+        return [hit.memory for hit in hits if is_relevant(hit)]
+
+
+class Assembler:
+    """Turns drafts into samples for one audience, as serving would prompt for them."""
+
+    def __init__(
+        self,
+        store: MemoryStore,
+        search: ServingSearch,
+        audience: Audience,
+        owner: str,
+        budget: PromptBudget,
+        strategy: CoTStrategy,
+        rng: random.Random,
+        bio: str = "",
+    ) -> None:
+        self.store = store
+        self.search = search
+        self.audience = audience
+        self.owner = owner
+        self.budget = budget
+        self.strategy = strategy
+        self.rng = rng
+        self.bio = bio if budget.bio else ""
+
+    def assemble(self, drafts: Sequence[Draft]) -> list[Sample]:
+        """Samples for `drafts`, in order."""
+        queries = [d.query or d.text for d in drafts]
+        self.search.prime(queries)
+        supports = {
+            m.id: m for m in self.store.get_many(sorted({s for d in drafts for s in d.support}))
+        }
+        return [self._sample(d, q, supports) for d, q in zip(drafts, queries, strict=True)]
+
+    def _sample(self, draft: Draft, query: str, supports: dict[str, Memory]) -> Sample:
+        found = tuple(ContextMemory.of(m) for m in self.search.memories(query))
+        context = self._with_support(found, draft, supports)
+        request = TaskRequest(
+            kind=draft.kind,
+            owner=self.owner,
+            audience=self.audience.kind,
+            text=draft.text,
+            asker=draft.asker,
+            target=draft.target,
+            reply=draft.reply,
+            context=context,
+            bio=self.bio,
+            history=draft.history,
+        )
+        reply = render_reply(
+            draft.kind,
+            draft.answer,
+            self.strategy,
+            draft.steps,
+            verdict=draft.verdict,
+            listed=draft.listed,
+        )
+        return Sample(
+            id=sample_id(self.audience, draft),
+            request=request,
+            reply=reply,
+            support=draft.support,
+            key_facts=draft.key_facts,
+            split=draft.split,
+            origin=draft.origin,
+            template=draft.template,
+        )
+
+    def _with_support(
+        self, context: tuple[ContextMemory, ...], draft: Draft, supports: dict[str, Memory]
+    ) -> tuple[ContextMemory, ...]:
+        present = {c.id for c in context}
+        if not draft.support or present & set(draft.support):
+            return context
+        if self.rng.random() >= SUPPORT_INSERT_RATE:
+            return context
+        memory = supports.get(draft.support[0])
+        if memory is None:
+            return context
+        room = self.budget.memories
+        kept = context[: room - 1] if len(context) >= room else context
+        return (*kept, ContextMemory.of(memory))
+
+
+def sample_id(audience: Audience, draft: Draft) -> str:
+    """A stable id from what the sample says (the same draft always gets the same id)."""
+    key = "\0".join(
+        (
+            str(audience.kind),
+            str(draft.kind),
+            str(draft.split),
+            draft.template,
+            draft.text,
+            draft.answer,
+            draft.reply or "",
+            "\0".join(m.content for m in draft.history),
+        )
+    )
+    return hashlib.sha256(key.encode()).hexdigest()[:16]

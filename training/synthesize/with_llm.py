@@ -1,0 +1,232 @@
+"""The LLM synthesizer: a configured `synthesizer` model writes the drafts from memories.
+
+Memories the audience may see go to the model in small batches; it answers with a
+`SynthesisBatch` (structured output: bounded strings and lists) of question–answer pairs with the
+ids of the memories that support them, and, for the owner, enhance and critic examples. Support
+ids that are not in the batch are dropped, and an item left with none is dropped too. What
+remains becomes drafts like the offline synthesizer's, and goes through the same assembly and
+filters.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field
+
+from memory.models import Memory
+from training.synthesize.drafts import Draft
+from training.synthesize.material import Material
+from training.synthesize.samples import Split
+from twin.llm.base import LLM, ChatMessage, StructuredOutputError
+from twin.privacy import AudienceKind
+from twin.tasks import TaskKind, Verdict
+
+BATCH_MEMORIES = 8
+MEMORY_CHARS = 600
+
+Short = Annotated[str, Field(min_length=1, max_length=160)]
+FactText = Annotated[str, Field(min_length=1, max_length=80)]
+MemoryId = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class QAItem(BaseModel):
+    question: str = Field(min_length=3, max_length=200)
+    rephrased: str = Field(default="", max_length=200, description="the question in other words")
+    answer: str = Field(min_length=1, max_length=400)
+    key_facts: list[FactText] = Field(min_length=1, max_length=3)
+    support: list[MemoryId] = Field(min_length=1, max_length=4)
+
+
+class EnhanceItem(BaseModel):
+    request: str = Field(min_length=3, max_length=200)
+    target: str = Field(default="", max_length=60)
+    enhanced: str = Field(min_length=3, max_length=500)
+    added: list[Short] = Field(min_length=1, max_length=4)
+    support: list[MemoryId] = Field(min_length=1, max_length=4)
+
+
+class CriticItem(BaseModel):
+    request: str = Field(min_length=3, max_length=200)
+    agent_reply: str = Field(min_length=3, max_length=500)
+    verdict: Literal["fits", "partly", "does not fit"]
+    feedback: str = Field(min_length=3, max_length=400)
+    checked: list[Short] = Field(min_length=1, max_length=4)
+    key_facts: list[FactText] = Field(default_factory=list, max_length=3)
+    support: list[MemoryId] = Field(min_length=1, max_length=4)
+
+
+class SynthesisBatch(BaseModel):
+    qa: list[QAItem] = Field(default_factory=list, max_length=12)
+    enhance: list[EnhanceItem] = Field(default_factory=list, max_length=3)
+    critic: list[CriticItem] = Field(default_factory=list, max_length=3)
+
+
+class SynthesisError(RuntimeError):
+    """The synthesizer model gave no usable answer for a batch of memories."""
+
+
+class LLMSynthesizer:
+    """Drafts written by an LLM from the memories in a `Material`."""
+
+    def __init__(
+        self,
+        material: Material,
+        llm: LLM,
+        rng: random.Random,
+        *,
+        batch_memories: int = BATCH_MEMORIES,
+        test_share: float = 0.12,
+    ) -> None:
+        self.m = material
+        self.llm = llm
+        self.rng = rng
+        self.batch_memories = batch_memories
+        self.test_share = test_share
+        self.kind = material.audience.kind
+
+    def drafts(self) -> list[Draft]:
+        """Drafts from every batch of memories. Raises SynthesisError when the model gives no
+        valid batch for some memories (after the structured-output retries)."""
+        out: list[Draft] = []
+        memories = self.m.memories
+        for start in range(0, len(memories), self.batch_memories):
+            batch = memories[start : start + self.batch_memories]
+            out.extend(self.from_batch(batch))
+        return out
+
+    def from_batch(self, batch: Sequence[Memory]) -> list[Draft]:
+        try:
+            answer = self.llm.structured(self.messages(batch), SynthesisBatch)
+        except StructuredOutputError as exc:
+            ids = ", ".join(m.id for m in batch)
+            raise SynthesisError(
+                f"the synthesizer gave no valid training data for memories {ids}: {exc}"
+            ) from exc
+        known = {m.id: m for m in batch}
+        drafts: list[Draft] = []
+        for qa in answer.qa:
+            drafts.extend(self._qa(qa, known))
+        if self.kind == AudienceKind.OWNER:
+            drafts.extend(d for e in answer.enhance if (d := self._enhance(e, known)))
+            drafts.extend(d for c in answer.critic if (d := self._critic(c, known)))
+        return drafts
+
+    def messages(self, batch: Sequence[Memory]) -> list[ChatMessage]:
+        owner = self.m.owner
+        lines = []
+        for memory in batch:
+            when = memory.timestamp.date().isoformat() if memory.timestamp else "undated"
+            who = memory.author or "note"
+            text = " ".join(memory.text.split())[:MEMORY_CHARS]
+            lines.append(f"[{memory.id}] {when} {who}: {text}")
+        if self.kind == AudienceKind.OWNER:
+            voice = (
+                f"Questions are asked by {owner} about their own life ('When did I…?'); answers "
+                f"speak to {owner} ('You…')."
+            )
+            extra = (
+                f" Also write up to 2 context-enhance examples (a request {owner} might send "
+                "another assistant, rewritten with the personal context from these memories it "
+                "needs, and the added lines copied word for word from the memories) and up to 2 "
+                f"context-critic examples (a request, an assistant's reply, and {owner}'s verdict "
+                "on it — fits, partly or does not fit — with concrete feedback and the memory "
+                "lines checked, copied word for word)."
+            )
+        else:
+            voice = (
+                f"Questions are asked by a friend about {owner} ('When did you…?'); answers "
+                f"speak as {owner} ('I…')."
+            )
+            extra = " Leave enhance and critic empty."
+        instructions = (
+            f"Write up to 8 question-answer pairs about {owner} that these memories answer. "
+            f"{voice} Each answer is one or two sentences and contains its key facts word for "
+            "word as the memories give them; give the ids of the memories that support it, and "
+            "the question once more in other words." + extra
+        )
+        return [
+            ChatMessage("system", f"You write training data for the personal AI twin of {owner}."),
+            ChatMessage("user", "Memories:\n" + "\n".join(lines) + "\n\n" + instructions),
+        ]
+
+    # -- items ---------------------------------------------------------------------------------
+
+    def _qa(self, item: QAItem, known: dict[str, Memory]) -> list[Draft]:
+        support = _known(item.support, known)
+        if not support:
+            return []
+        steps = (_memory_step(known[support[0]]), f"It says: {item.key_facts[0]}.")
+        base = Draft(
+            kind=TaskKind.MEMORY_QA,
+            text=item.question.strip(),
+            answer=item.answer.strip(),
+            support=support,
+            key_facts=tuple(item.key_facts),
+            steps=steps,
+            template="llm",
+            origin="llm",
+            fact=f"llm:{support[0]}:{item.key_facts[0]}",
+        )
+        drafts = [base]
+        rephrased = item.rephrased.strip()
+        if rephrased and rephrased != base.text and self.rng.random() < self.test_share:
+            drafts.append(replace(base, text=rephrased, template="llm.rephrased", split=Split.TEST))
+        return drafts
+
+    def _enhance(self, item: EnhanceItem, known: dict[str, Memory]) -> Draft | None:
+        support = _known(item.support, known)
+        if not support:
+            return None
+        held_out = self.rng.random() < self.test_share
+        added = tuple(a.strip() for a in item.added)
+        return Draft(
+            kind=TaskKind.CONTEXT_ENHANCE,
+            text=item.request.strip(),
+            answer=item.enhanced.strip(),
+            support=support,
+            key_facts=added,
+            steps=(_memory_step(known[support[0]]), "Add what the agent needs to know."),
+            template="llm.held-out" if held_out else "llm",
+            split=Split.TEST if held_out else Split.TRAIN,
+            origin="llm",
+            target=item.target.strip() or None,
+            listed=added,
+            fact=f"llm-enhance:{support[0]}",
+        )
+
+    def _critic(self, item: CriticItem, known: dict[str, Memory]) -> Draft | None:
+        support = _known(item.support, known)
+        if not support:
+            return None
+        held_out = self.rng.random() < self.test_share
+        verdict = Verdict(item.verdict)
+        return Draft(
+            kind=TaskKind.CONTEXT_CRITIC,
+            text=item.request.strip(),
+            answer=item.feedback.strip(),
+            support=support,
+            key_facts=tuple(item.key_facts),
+            steps=(_memory_step(known[support[0]]), f"So: {verdict}."),
+            template="llm.held-out" if held_out else "llm",
+            split=Split.TEST if held_out else Split.TRAIN,
+            origin="llm",
+            reply=item.agent_reply.strip(),
+            verdict=verdict,
+            listed=tuple(c.strip() for c in item.checked),
+            query=f"{item.request}\n{item.agent_reply}",
+            fact=f"llm-critic:{support[0]}",
+        )
+
+
+def _known(ids: Sequence[str], known: dict[str, Memory]) -> tuple[str, ...]:
+    """The ids that name memories of the batch (an invented or foreign id is dropped)."""
+    return tuple(dict.fromkeys(i.strip() for i in ids if i.strip() in known))
+
+
+def _memory_step(memory: Memory) -> str:
+    when = memory.timestamp.date().isoformat() if memory.timestamp else ""
+    return f"Memory {when} ({memory.author or 'note'}) is about this.".replace("  ", " ")
