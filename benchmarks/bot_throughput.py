@@ -4,12 +4,13 @@ and the reply latency (p50/p95), with many friends writing at once.
     python benchmarks/bot_throughput.py [--users 20] [--messages 5] [--home DIR]
 
 Builds the sample persona's home (its memory, and a tiny random model registered as the twin,
-as the tests do) unless --home already holds one, starts the Bot API stand-in of the tests on
-127.0.0.1, and runs the real python-telegram-bot client over the bot core. Every user is an
-allowlisted friend who asks a question from the persona's evaluation set, waits for the reply and
-asks the next; latency runs from the message reaching the stand-in to the bot's reply arriving
-there. Every exchange goes through the whole path: quotas, retrieval, the model, the output
-guard, sending and storing both sides in L0. Ends by printing one line of JSON with the figures.
+as the tests do) unless --home already holds one, copies it for the run, starts the Bot API
+stand-in of the tests on 127.0.0.1, and runs the real python-telegram-bot client over the bot
+core. Every user is an allowlisted friend who asks a question from the persona's evaluation set,
+waits for the reply and asks the next; latency runs from the message reaching the stand-in to the
+bot's reply arriving there. Every exchange goes through the whole path: quotas, retrieval, the
+model, the output guard, sending, and storing both sides in L0. Ends by printing one line of JSON
+with the figures.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -117,8 +119,12 @@ def main() -> None:
     args = parser.parse_args()
     embedder = SentenceTransformerEmbedder()
     with tempfile.TemporaryDirectory() as tmp:
-        home = args.home or Path(tmp) / "home"
-        build_home(home, embedder)
+        template = args.home or Path(tmp) / "template"
+        build_home(template, embedder)
+        # Each run talks into a fresh copy: the same chats and message ids would otherwise be
+        # recognised as already remembered, and nothing would be stored.
+        home = Path(tmp) / "home"
+        shutil.copytree(template, home, ignore=shutil.ignore_patterns("tiny-build"))
         figures = asyncio.run(run(home, args.users, args.messages, embedder))
     print(json.dumps(figures))
 

@@ -26,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from memory.embed import SentenceTransformerEmbedder
 from memory.store import MemoryStore
 from training.evaluate import normalize
-from training.pipeline import RunOptions, RunResult, TrainingRun
+from training.pipeline import RunResult, TrainingRun
+from training.recipe import RunOptions
 from twin.config import load_settings
 from twin.ingest import parse_paths, store_parsed
 from twin.privacy import Audience

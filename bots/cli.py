@@ -22,7 +22,7 @@ from bots.core import BotCore
 from bots.discord_bot import DiscordBot
 from bots.serve import RunningBot, run_until_stopped
 from bots.state import BotState
-from bots.telegram_bot import TelegramBot
+from bots.telegram_bot import TelegramBot, Webhook
 from twin.config import ConfigError, Settings, load_settings
 from twin.service import open_twin
 
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 HomeOption = Annotated[
     Path | None,
-    typer.Option(help="The twin's home directory [default: twin --home, $TWIN_HOME or ./.twin]."),
+    typer.Option(help="The twin's home directory (default: twin --home, $TWIN_HOME or ./.twin)."),
 ]
 
 
@@ -45,10 +45,21 @@ def run_telegram(
     home: HomeOption = None,
     api_url: Annotated[
         str | None,
-        typer.Option(help="Root URL of a self-hosted Bot API server [default: Telegram's]."),
+        typer.Option(help="Root URL of a self-hosted Bot API server (default: Telegram's)."),
     ] = None,
+    webhook_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Receive updates by webhook at this public HTTPS URL instead of polling "
+            "(put a reverse proxy in front of --listen/--port)."
+        ),
+    ] = None,
+    listen: Annotated[str, typer.Option(help="Webhook: the local address to listen on.")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="Webhook: the local port to listen on.")] = 8443,
 ) -> None:
-    """Answer on Telegram (long polling) until Ctrl-C."""
+    """Answer on Telegram until Ctrl-C (long polling, or a webhook with --webhook-url)."""
     settings = _settings(ctx, home)
     token = settings.bots.telegram_token
     if not token:
@@ -56,7 +67,8 @@ def run_telegram(
             "no Telegram bot token. Create a bot with @BotFather, then set "
             "TWIN_BOTS__TELEGRAM_TOKEN (or telegram_token under [bots] in twin.toml)."
         )
-    _run(settings, lambda core: [TelegramBot(core, token, base_url=api_url)])
+    webhook = Webhook(webhook_url, listen, port) if webhook_url else None
+    _run(settings, lambda core: [TelegramBot(core, token, base_url=api_url, webhook=webhook)])
 
 
 @bot_app.command("discord")

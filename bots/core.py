@@ -259,6 +259,8 @@ class BotCore:
         if not asker.is_owner and self.state.paused:
             return await self._say(chat, (self.texts.paused(),), Outcome.PAUSED)
         if audience is None:
+            # The owner finds a new friend's id here, to add it under [bots.friends].
+            log.info("refused a stranger: %s (%s)", asker.principal, asker.name)
             return await self._say(chat, (self.texts.refusal(),), Outcome.REFUSED)
         if len(message.text) > MAX_QUESTION_CHARS:
             return await self._say(chat, (Texts.TOO_LONG,), Outcome.REFUSED)
@@ -279,11 +281,29 @@ class BotCore:
             self.state.turns(conversation.id, self.settings.history_turns, context_only=True),
             shared_space=not message.private,
         )
-        names_hidden = False
-        if not audience.is_owner:
-            verdict = await asyncio.to_thread(
-                self.twin.guard.check, message.text, _WithAllConversations.of(audience)
+        # Whether the message names something hidden from the asker is checked while the twin
+        # answers; it decides what is remembered, not what is said.
+        naming = (
+            None
+            if audience.is_owner
+            else asyncio.create_task(
+                asyncio.to_thread(
+                    self.twin.guard.check, message.text, _WithAllConversations.of(audience)
+                )
             )
+        )
+        try:
+            async with chat.typing():
+                reply = await self.twin.aanswer(
+                    message.text, audience, asker=asker.name, history=history
+                )
+        except BaseException:
+            if naming is not None:
+                naming.cancel()
+            raise
+        names_hidden = False
+        if naming is not None:
+            verdict = await naming
             names_hidden = not verdict.allowed
             if names_hidden:
                 log.warning(
@@ -291,10 +311,6 @@ class BotCore:
                     asker.principal,
                     verdict.reason,
                 )
-        async with chat.typing():
-            reply = await self.twin.aanswer(
-                message.text, audience, asker=asker.name, history=history
-            )
         sent = await self._send(chat, reply.text)
         answered_at = datetime.now(UTC)
         self.state.add_turn(

@@ -15,7 +15,7 @@ from datetime import datetime
 
 from bots.people import Asker
 from bots.state import Conversation
-from memory.models import Kind, Memory, SourceRef, Visibility
+from memory.models import Kind, Memory, MemoryDraft, ParsedSource, SourceRef, Visibility
 from memory.store import MemoryFilter, MemoryStore
 from twin.privacy import Audience
 
@@ -42,48 +42,51 @@ def twin_name(owner: str) -> str:
 
 
 def record_exchange(store: MemoryStore, exchange: Exchange, owner: str) -> list[Memory]:
-    """Store both sides of `exchange`; returns the memories that were new."""
+    """Store both sides of `exchange` in one transaction; returns the memories that were new."""
     conversation = exchange.conversation
-    platform = conversation.platform.capitalize()
     source = SourceRef(
         key=conversation.source_key,
         kind="bot",
-        name=f"{platform} bot: {conversation.title}",
+        name=f"{conversation.platform.capitalize()} bot: {conversation.title}",
     )
     shared_with = None if exchange.audience.is_owner else exchange.audience.principal
-    common = {
-        "source": source,
-        "kind": Kind.CHAT,
-        "visibility": Visibility.PRIVATE,
-        "shared_with": shared_with,
-        "thread": conversation.thread,
-    }
     meta = {"platform": conversation.platform, "audience": str(exchange.audience.kind)}
-    question = store.add(
-        exchange.question,
-        author=exchange.asker.name,
-        author_id=exchange.asker.principal,
-        is_owner=exchange.asker.is_owner,
-        timestamp=exchange.asked_at,
-        source_id=exchange.message_id,
-        meta=meta,
-        **common,
-    )
     reply_meta = {**meta, "model": exchange.model}
     if exchange.withheld:
         reply_meta["withheld"] = "true"
-    answer = store.add(
-        exchange.answer,
+    question = MemoryDraft(
+        text=exchange.question,
+        kind=Kind.CHAT,
+        source_id=exchange.message_id,
+        author=exchange.asker.name,
+        author_id=exchange.asker.principal,
+        timestamp=exchange.asked_at,
+        thread=conversation.thread,
+        visibility=Visibility.PRIVATE,
+        shared_with=shared_with,
+        is_owner=exchange.asker.is_owner,
+        meta=meta,
+    )
+    answer = MemoryDraft(
+        text=exchange.answer,
+        kind=Kind.CHAT,
+        source_id=f"{exchange.message_id}:reply",
         author=twin_name(owner),
         author_id=f"{conversation.platform}:twin",
-        is_owner=False,
         timestamp=exchange.answered_at,
-        source_id=f"{exchange.message_id}:reply",
+        thread=conversation.thread,
         reply_to=exchange.message_id,
+        visibility=Visibility.PRIVATE,
+        shared_with=shared_with,
+        is_owner=False,
         meta=reply_meta,
-        **common,
     )
-    return [m for m in (question, answer) if m is not None]
+    report = store.ingest(
+        ParsedSource(source=source, drafts=[question, answer]),
+        visibility=Visibility.PRIVATE,
+        fmt="bot",
+    )
+    return store.get_many(report.added_ids)
 
 
 def forget_conversation(store: MemoryStore, conversation: Conversation) -> int:

@@ -1,4 +1,5 @@
-"""The Telegram face of the twin, on python-telegram-bot: private chats, long polling.
+"""The Telegram face of the twin, on python-telegram-bot: private chats, by long polling or, when
+the bot has a public HTTPS address, by webhook.
 
 The adapter only translates: a Telegram text message becomes an `Incoming`, and a `TelegramChat`
 lets the core show "typing…" and send messages, waiting out flood control (429) and retrying
@@ -6,16 +7,25 @@ server errors. Group chats are ignored: their readers are not who the bot answer
 
 Restarts are clean: Telegram re-delivers updates that were fetched but not confirmed, and the
 core skips any message it already handled.
+
+The webhook server is a small aiohttp app (python-telegram-bot's own needs tornado): Telegram
+POSTs each update with the secret token set at registration, and the update joins the same queue
+polling would fill.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
 from datetime import timedelta
+from urllib.parse import urlsplit
 
+from aiohttp import web
 from telegram import BotCommand, Update
 from telegram.constants import ChatAction
 from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
@@ -35,6 +45,21 @@ COMMANDS = (
     BotCommand("help", "who this is and what I can do"),
     BotCommand("new", "start a fresh conversation"),
 )
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """Where Telegram delivers updates instead of being polled: the public HTTPS `url` (usually
+    a reverse proxy) and the local address the bot listens on behind it."""
+
+    url: str
+    listen: str = "127.0.0.1"
+    port: int = 8443
+    secret: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
+
+    @property
+    def path(self) -> str:
+        return urlsplit(self.url).path or "/"
 
 
 class TelegramChat:
@@ -102,6 +127,7 @@ class TelegramBot:
         base_url: str | None = None,
         poll_timeout: float = 30.0,
         concurrency: int = 16,
+        webhook: Webhook | None = None,
     ) -> None:
         if not token:
             raise ValueError("a Telegram bot token is needed (from @BotFather)")
@@ -110,7 +136,9 @@ class TelegramBot:
         self.base_url = base_url
         self.poll_timeout = poll_timeout
         self.concurrency = concurrency
+        self.webhook = webhook
         self.application: Application | None = None
+        self._webhook_server: web.AppRunner | None = None
 
     def build_application(self) -> Application:
         """The python-telegram-bot application with the bot's handlers."""
@@ -130,7 +158,7 @@ class TelegramBot:
         return application
 
     async def start(self) -> None:
-        """Connect, register the command menu and start polling for updates."""
+        """Connect, register the command menu, and start receiving updates."""
         application = self.build_application()
         await application.initialize()
         try:
@@ -138,26 +166,53 @@ class TelegramBot:
         except TelegramError as exc:
             log.warning("could not set the bot's command menu: %s", exc)
         await application.start()
-        assert application.updater is not None
-        await application.updater.start_polling(
-            timeout=timedelta(seconds=self.poll_timeout),
-            allowed_updates=["message"],
-            error_callback=_polling_failed,
-        )
         self.application = application
-        me = application.bot
-        log.info("Telegram bot @%s is running", me.username)
+        if self.webhook is not None:
+            await self._serve_webhook(application, self.webhook)
+        else:
+            assert application.updater is not None
+            await application.updater.start_polling(
+                timeout=timedelta(seconds=self.poll_timeout),
+                allowed_updates=["message"],
+                error_callback=_polling_failed,
+            )
+        log.info("Telegram bot @%s is running", application.bot.username)
 
     async def stop(self) -> None:
-        """Stop polling (confirming what was fetched), finish running handlers, disconnect."""
+        """Stop receiving (confirming what was fetched), finish running handlers, disconnect."""
         application, self.application = self.application, None
         if application is None:
             return
+        if self._webhook_server is not None:
+            await self._webhook_server.cleanup()
+            self._webhook_server = None
         if application.updater is not None and application.updater.running:
             await application.updater.stop()
         if application.running:
             await application.stop()
         await application.shutdown()
+
+    async def _serve_webhook(self, application: Application, webhook: Webhook) -> None:
+        async def receive(request: web.Request) -> web.Response:
+            token = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
+            if not hmac.compare_digest(token, webhook.secret):
+                return web.Response(status=403)
+            try:
+                update = Update.de_json(await request.json(), application.bot)
+            except (ValueError, KeyError, TypeError):
+                return web.Response(status=400)
+            await application.update_queue.put(update)
+            return web.Response()
+
+        app = web.Application()
+        app.router.add_post(webhook.path, receive)
+        server = web.AppRunner(app, handle_signals=False)
+        await server.setup()
+        await web.TCPSite(server, webhook.listen, webhook.port).start()
+        self._webhook_server = server
+        await application.bot.set_webhook(
+            webhook.url, allowed_updates=["message"], secret_token=webhook.secret
+        )
 
     async def _on_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.message

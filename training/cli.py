@@ -26,12 +26,12 @@ from rich.table import Table
 
 from training.pipeline import (
     PipelineError,
-    RunOptions,
     RunResult,
     Stage,
     StageRecord,
     TrainingRun,
 )
+from training.recipe import RunOptions
 from training.tiny import TINY_SIZES
 from twin.config import ConfigError, Settings, load_settings
 from twin.registry import ModelRegistry, RegistryError

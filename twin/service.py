@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from memory.models import Kind, Memory, SourceRef, Visibility
+from memory.profile import Profile
 from memory.retrieve import Retriever, SearchHit
 from memory.store import MemoryStore
 from twin.config import Settings
@@ -54,6 +55,17 @@ class BioSource(Protocol):
     """Where the bio an audience may see comes from (L1)."""
 
     def bio_text(self, audience: Audience) -> str: ...
+
+
+class ProfileBios:
+    """The bio each audience may see, from the L1 profile in the store: the global bio in the
+    third person, built only from what that audience may see ("" before the first build)."""
+
+    def __init__(self, store: MemoryStore, owner: str | None = None) -> None:
+        self.profile = Profile(store, owner)
+
+    def bio_text(self, audience: Audience) -> str:
+        return self.profile.for_audience(audience.visibilities).bio("global", "third")
 
 
 @dataclass(frozen=True)
@@ -394,4 +406,5 @@ def open_twin(
 
     store = store or open_store(settings)
     registry = ModelRegistry(Path(settings.paths.models_dir))
+    bios = bios or ProfileBios(store, settings.owner.name)
     return Twin(settings, store, TwinModels(settings, registry), bios)

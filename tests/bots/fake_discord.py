@@ -86,8 +86,11 @@ class FakeDiscord:
         bot_id: int = 990000000000000900,
         guild_id: int = 990000000000000100,
         channels: dict[int, str] | None = None,
+        message_content_enabled: bool = True,
     ) -> None:
         self.token = token
+        # Whether the owner enabled the privileged intent in the developer portal.
+        self.message_content_enabled = message_content_enabled
         self.user = DiscordUser(bot_id, "iris-twin", "Iris's twin", bot=True)
         self.guild_id = guild_id
         self.channels = channels or {}
@@ -312,6 +315,9 @@ class FakeDiscord:
     async def _identify(self, ws: web.WebSocketResponse, data: dict[str, Any]) -> None:
         if data.get("token") != self.token:
             await ws.close(code=4004, message=b"Authentication failed.")
+            return
+        if data.get("intents", 0) & MESSAGE_CONTENT_INTENT and not self.message_content_enabled:
+            await ws.close(code=4014, message=b"Disallowed intent(s).")
             return
         async with self._changed:
             self.identifies.append(data)

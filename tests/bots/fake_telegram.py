@@ -3,9 +3,10 @@
 It speaks the Bot API's wire format: `POST /bot<token>/<method>` with form or JSON parameters,
 `{"ok": true, "result": ...}` answers, long-polled `getUpdates` with offsets that confirm
 updates, and `{"ok": false, "error_code": ..., "description": ..., "parameters": {...}}` errors.
-Tests play users (`user_says`), read what the bot sent (`sent`, `wait_for_sent`), and inject
-platform trouble (`fail_next` for 429 with retry_after or 500, `redeliver` for updates Telegram
-sends again after a crash).
+Once a webhook is set, updates are POSTed to it (with the secret token) instead of being
+queued for `getUpdates`. Tests play users (`user_says`), read what the bot sent (`sent`,
+`wait_for_sent`), and inject platform trouble (`fail_next` for 429 with retry_after or 500,
+`redeliver` for updates Telegram sends again after a crash).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
+from aiohttp import ClientSession, web
 
 MESSAGE_LIMIT = 4096
 
@@ -86,6 +87,8 @@ class FakeTelegram:
         self.actions: list[tuple[int, str]] = []
         self.calls: list[str] = []
         self.commands: list[dict[str, str]] = []
+        self.webhook: dict[str, str] | None = None
+        self.webhook_statuses: list[int] = []
         self.failures: dict[str, list[Failure]] = defaultdict(list)
         self.queued_at: dict[tuple[int, int], float] = {}
         self._next_update = 1
@@ -145,11 +148,24 @@ class FakeTelegram:
         update = {"update_id": self._next_update, "message": message}
         self._next_update += 1
         self.queued_at[(user.id, message_id)] = time.monotonic()
+        if self.webhook is not None:
+            await self._post_to_webhook(update)
+            return message_id
         async with self._changed:
             self.pending.append(update)
             self.delivered.append(update)
             self._changed.notify_all()
         return message_id
+
+    async def _post_to_webhook(self, update: dict[str, Any]) -> None:
+        """Deliver as Telegram does to a webhook: one POST per update, with the secret token."""
+        assert self.webhook is not None
+        headers = {"X-Telegram-Bot-Api-Secret-Token": self.webhook["secret_token"]}
+        async with (
+            ClientSession() as session,
+            session.post(self.webhook["url"], json=update, headers=headers) as response,
+        ):
+            self.webhook_statuses.append(response.status)
 
     async def redeliver(self) -> None:
         """Telegram sends every update again, as it does when the bot stopped before
@@ -205,6 +221,14 @@ class FakeTelegram:
         return _ok(self.bot)
 
     async def _api_deleteWebhook(self, params: dict[str, Any]) -> web.Response:
+        self.webhook = None
+        return _ok(True)
+
+    async def _api_setWebhook(self, params: dict[str, Any]) -> web.Response:
+        self.webhook = {
+            "url": str(params["url"]),
+            "secret_token": str(params.get("secret_token", "")),
+        }
         return _ok(True)
 
     async def _api_setMyCommands(self, params: dict[str, Any]) -> web.Response:
@@ -212,6 +236,8 @@ class FakeTelegram:
         return _ok(True)
 
     async def _api_getUpdates(self, params: dict[str, Any]) -> web.Response:
+        if self.webhook is not None:
+            return _error(409, "Conflict: can't use getUpdates method while webhook is active")
         offset = int(params.get("offset") or 0)
         limit = int(params.get("limit") or 100)
         timeout = float(params.get("timeout") or 0)

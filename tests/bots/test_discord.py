@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import discord
 import pytest
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
@@ -106,3 +107,15 @@ async def test_long_replies_rate_limits_server_errors_and_a_dropped_gateway(
     assert api.requests.count(f"POST /channels/{FRIEND.dm_channel}/messages") == 6
     assert api.resumes == 2 and len(api.identifies) == 1  # resumed, not a new session
     assert [h.outcome for _, h in outcomes.handled] == [Outcome.ANSWERED, Outcome.COMMAND]
+
+
+async def test_a_bad_token_or_a_missing_intent_stops_the_start_with_the_reason(
+    core: BotCore, api: FakeDiscord
+) -> None:
+    wrong = DiscordBot(core, "not-the-token", api_base=api.api_base, gateway_url=api.gateway_url)
+    with pytest.raises(discord.LoginFailure):
+        await wrong.start()
+    api.message_content_enabled = False
+    with pytest.raises(discord.PrivilegedIntentsRequired):
+        await running(core, api)
+    assert Route.BASE == "https://discord.com/api/v10"

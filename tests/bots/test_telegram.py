@@ -3,13 +3,15 @@ replies, flood control and server errors, rate limits, restarts."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
 
 import pytest
+from aiohttp import ClientSession
 
 from bots.core import BotCore, Outcome, Texts
 from bots.state import BotState
-from bots.telegram_bot import TelegramBot
+from bots.telegram_bot import TelegramBot, Webhook
 from memory.store import MemoryFilter
 from tests.bots.conftest import (
     FRIEND_TG,
@@ -150,3 +152,26 @@ async def test_restart_and_redelivery_do_not_answer_twice(
         await bot.stop()
     assert len(api.sent_to(FRIEND_TG.id)) == 2
     assert store.count(source) == 2
+
+
+async def test_webhook_mode_receives_updates_by_post(core: BotCore, api: FakeTelegram) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    webhook = Webhook(f"http://127.0.0.1:{port}/telegram/hook", port=port)
+    bot = TelegramBot(core, api.token, base_url=api.root_url, webhook=webhook)
+    await bot.start()
+    try:
+        assert api.webhook == {"url": webhook.url, "secret_token": webhook.secret}
+        await api.user_says(FRIEND_TG, "/help")
+        await api.wait_for_sent(1)
+        async with (
+            ClientSession() as session,
+            session.post(webhook.url, json={"update_id": 99}) as forged,
+        ):
+            assert forged.status == 403  # without Telegram's secret token
+    finally:
+        await bot.stop()
+    assert api.webhook_statuses == [200]
+    assert "getUpdates" not in api.calls
+    assert "AI twin of Iris Calder" in api.sent_to(FRIEND_TG.id)[0]

@@ -222,6 +222,8 @@ async def test_bio_topics_and_facts_are_the_callers_own_scope(persona_twin: Twin
 async def test_resources_show_each_caller_their_scope_of_a_real_profile(
     persona_twin: Twin,
 ) -> None:
+    # A private first-person statement the offline extractor turns into a fact.
+    persona_twin.remember("I'm allergic to penicillin.", Visibility.PRIVATE)
     ProfileBuilder(persona_twin.store, persona_twin.owner).build(full=True)
     read: dict[str, dict[str, str]] = {}
     with serve_twin(persona_twin) as url:

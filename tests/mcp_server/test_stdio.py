@@ -70,7 +70,7 @@ async def test_a_stdio_client_lists_reads_and_calls_everything(persona_twin: Twi
         assert qa.found and qa.model.endswith("/owner") and 0 < qa.confidence <= 1
         assert any("paw" in m.snippet.lower() for m in qa.memories)
 
-        nothing = await client.call_tool("ask_twin", {"question": "qwertyuiop zxcvbnm"})
+        nothing = await client.call_tool("ask_twin", {"question": "What is qwertyuiop zxcvbnm?"})
         assert nothing.structured_content["found"] is False
         assert nothing.structured_content["answer"] == NOTHING_FOUND[Audience.owner().kind]
 

@@ -22,13 +22,12 @@ from training.pipeline import (
     LOSS_PLOT,
     PipelineError,
     PrivacyViolation,
-    RunOptions,
     RunResult,
     Stage,
     TrainingRun,
-    fast_recipe,
     resolve_base,
 )
+from training.recipe import RunOptions, fast_recipe
 from training.synthesize.samples import Dataset, Split
 from training.tiny import load_tokenizer, train_tokenizer
 from twin.config import Settings, load_settings

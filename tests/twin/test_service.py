@@ -21,9 +21,16 @@ def test_answer_uses_memory_and_the_registered_model(persona_twin: Twin) -> None
 
 
 def test_nothing_in_memory_is_said_plainly(persona_twin: Twin) -> None:
-    reply = persona_twin.answer("qwertyuiop zxcvbnm")
+    reply = persona_twin.answer("What is qwertyuiop zxcvbnm?")
     assert not reply.found
     assert reply.text == NOTHING_FOUND[Audience.owner().kind]
+
+
+def test_conversation_and_introductions_reach_the_model(persona_twin: Twin) -> None:
+    chat = persona_twin.answer("haha qwertyuiop zxcvbnm")
+    assert chat.kind == TaskKind.CHAT and chat.model.endswith("/owner")
+    intro = persona_twin.answer("Who are you?", Audience.friend("telegram:9"))
+    assert intro.kind == TaskKind.IDENTITY and intro.model.endswith("/shared")
 
 
 def test_friends_get_the_shared_model_and_no_private_evidence(persona_twin: Twin) -> None:

@@ -6,10 +6,16 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
+from rich.panel import Panel
+from rich.table import Table
 
 from memory.sources import ImportFormatError
-from twin.cli.common import app, console, fail
+from twin.cli.common import app, console, fail, settings
 from twin.config import ConfigError
+from twin.privacy import Audience
+from twin.registry import RegistryError
+from twin.service import Twin, TwinReply, open_twin
 
 
 @app.command()
@@ -23,3 +29,97 @@ def demo(
         run_demo(home, console=console)
     except (FileExistsError, ImportFormatError, ConfigError) as exc:
         raise fail(str(exc)) from exc
+
+
+def _open(audience: str = "owner") -> tuple[Twin, Audience]:
+    s = settings()
+    try:
+        who = Audience.parse(audience)
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+    try:
+        return open_twin(s), who
+    except (RuntimeError, ConfigError, RegistryError) as exc:
+        raise fail(str(exc)) from exc
+
+
+def _show(reply: TwinReply, reasoning: bool) -> None:
+    if reasoning and reply.reasoning:
+        console.print(Panel(escape(reply.reasoning), title="reasoning", border_style="dim"))
+    if reply.verdict:
+        console.print(f"[bold]Verdict:[/] {reply.verdict}")
+    console.print(escape(reply.text))
+    for title, items in (("Context added", reply.added), ("Checked against", reply.checked)):
+        if items:
+            console.print(f"[bold]{title}:[/]")
+            for item in items:
+                console.print(f"  - {escape(item)}")
+    if reply.evidence:
+        table = Table("when", "who", "source", "memory", title="From memory", title_justify="left")
+        for e in reply.evidence:
+            when = e.when.date().isoformat() if e.when else ""
+            table.add_row(when, escape(e.who), escape(e.source), escape(e.snippet[:120]))
+        console.print(table)
+    note = "withheld by the privacy guard; " if reply.withheld else ""
+    console.print(f"[dim]{note}model {reply.model}, confidence {reply.confidence:.2f}[/]")
+
+
+ReasoningOption = Annotated[
+    bool, typer.Option("--reasoning", help="Also show the model's reasoning, if it gave any.")
+]
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="What to ask your twin.")],
+    audience: Annotated[
+        str, typer.Option("--as", help="Ask as the owner, a friend or the public.")
+    ] = "owner",
+    reasoning: ReasoningOption = False,
+) -> None:
+    """Ask the twin something its memory knows (memory QA)."""
+    twin, who = _open(audience)
+    with twin.store:
+        try:
+            reply = twin.answer(question, who)
+        except ValueError as exc:
+            raise fail(str(exc)) from exc
+        finally:
+            twin.models.close()
+    _show(reply, reasoning)
+
+
+@app.command()
+def enhance(
+    request: Annotated[str, typer.Argument(help="What you are about to ask another agent.")],
+    target: Annotated[str | None, typer.Option("--for", help="Who the request is for.")] = None,
+    reasoning: ReasoningOption = False,
+) -> None:
+    """Rewrite a request with the personal context another agent needs (context enhance)."""
+    twin, _ = _open()
+    with twin.store:
+        try:
+            reply = twin.enhance(request, target)
+        except ValueError as exc:
+            raise fail(str(exc)) from exc
+        finally:
+            twin.models.close()
+    _show(reply, reasoning)
+
+
+@app.command()
+def critique(
+    request: Annotated[str, typer.Argument(help="What you asked another agent.")],
+    answer: Annotated[str, typer.Argument(help="What it replied.")],
+    reasoning: ReasoningOption = False,
+) -> None:
+    """Judge another agent's reply from your point of view (context critic)."""
+    twin, _ = _open()
+    with twin.store:
+        try:
+            reply = twin.critique(request, answer)
+        except ValueError as exc:
+            raise fail(str(exc)) from exc
+        finally:
+            twin.models.close()
+    _show(reply, reasoning)

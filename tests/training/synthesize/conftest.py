@@ -137,16 +137,6 @@ def persona_facts(persona_store: MemoryStore) -> list[Fact]:
     return [Fact.from_view(f) for f in view.facts]
 
 
-class ProfileBios:
-    """The persona's bio per audience, as serving would take it from L1."""
-
-    def __init__(self, store: MemoryStore) -> None:
-        self.profile = Profile(store)
-
-    def bio_text(self, audience: Audience) -> str:
-        return self.profile.for_audience(audience.visibilities).bio()
-
-
 @pytest.fixture
 def scripted_server() -> Iterator[ScriptedServer]:
     server = ScriptedServer()

@@ -14,13 +14,12 @@ from pathlib import Path
 import pytest
 
 from memory.store import MemoryStore
-from tests.training.synthesize.conftest import ProfileBios
 from training.synthesize import Dataset, Fact, SynthesisLimits, synthesize
 from training.synthesize.extract import normalise
 from training.synthesize.filters import rendered_again
 from training.synthesize.samples import PreferencePair, Sample, Split
 from twin.privacy import Audience, AudienceKind
-from twin.service import WITHHELD
+from twin.service import WITHHELD, ProfileBios
 from twin.tasks import CoTStrategy, PromptBudget, TaskKind, Verdict, parse_reply
 
 BUDGET = PromptBudget()
