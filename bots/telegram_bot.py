@@ -103,12 +103,14 @@ class TelegramChat:
             except RetryAfter as exc:
                 if attempt == SEND_ATTEMPTS:
                     raise
-                delay = _seconds(exc.retry_after)
+                delay = _retry_seconds(exc)
                 log.warning("Telegram flood control: waiting %.1fs before resending", delay)
                 await asyncio.sleep(delay)
             except BadRequest:
                 raise  # the request itself is wrong; resending will not help
             except NetworkError as exc:
+                # Includes timeouts, after which the message may have arrived: a rare duplicate
+                # is better than a reply that never comes.
                 if attempt == SEND_ATTEMPTS:
                     raise
                 log.warning("sending to Telegram failed (%s); retrying", exc)
@@ -240,5 +242,6 @@ def _polling_failed(exc: TelegramError) -> None:
     log.warning("polling Telegram failed (%s); retrying", exc)
 
 
-def _seconds(value: int | timedelta) -> float:
+def _retry_seconds(exc: RetryAfter) -> float:
+    value = exc.retry_after  # seconds, or a timedelta once PTB_TIMEDELTA is set
     return value.total_seconds() if isinstance(value, timedelta) else float(value)

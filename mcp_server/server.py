@@ -276,7 +276,7 @@ def build_server(
                     stored=False,
                     id=None,
                     visibility=visibility.value,
-                    note="This text was forgotten before; forgotten things are not stored again.",
+                    note="This memory is already stored.",
                 )
             return Remembered(
                 stored=True,

@@ -192,12 +192,17 @@ class MemoryStore:
         cap: Visibility | None = None,
         fmt: str = "",
         progress: Progress | None = None,
+        block_forgotten_text: bool = True,
     ) -> IngestReport:
         """Store what an importer parsed; only memories not seen before are added.
 
         `visibility` applies to memories that do not carry their own (a note whose front matter
         says `visibility: friends` keeps that). `cap`, when given, is the widest any memory of
         this import may be: a memory's own visibility can narrow it, never widen it.
+
+        A forgotten memory never comes back under its own id; with `block_forgotten_text`, its
+        text does not come back from another export either (when the text is distinctive: a
+        forgotten "ok" must not block every later "ok").
         """
         started = time.time()
         source = parsed.source
@@ -206,7 +211,14 @@ class MemoryStore:
                 run_id = self._start_run(conn, source, fmt, started)
                 self._upsert_source(conn, source, started)
                 report = self._ingest_in_transaction(
-                    conn, run_id, parsed, owner or OwnerIdentity(), visibility, cap, progress
+                    conn,
+                    run_id,
+                    parsed,
+                    owner or OwnerIdentity(),
+                    visibility,
+                    cap,
+                    progress,
+                    block_forgotten_text,
                 )
                 conn.execute(
                     "UPDATE ingestion_runs SET status='done', finished_at=?, added=?, unchanged=?,"
@@ -262,8 +274,12 @@ class MemoryStore:
             is_owner=is_owner,
             meta=meta or {},
         )
+        # Someone saying it again is new, even if an earlier copy was forgotten.
         report = self.ingest(
-            ParsedSource(source=source, drafts=[draft]), visibility=visibility, fmt="api"
+            ParsedSource(source=source, drafts=[draft]),
+            visibility=visibility,
+            fmt="api",
+            block_forgotten_text=False,
         )
         return self.get(report.added_ids[0]) if report.added_ids else None
 
@@ -276,6 +292,7 @@ class MemoryStore:
         visibility: Visibility,
         cap: Visibility | None,
         progress: Progress | None,
+        block_forgotten_text: bool,
     ) -> IngestReport:
         source_key = parsed.source.key
         existing = {
@@ -297,7 +314,12 @@ class MemoryStore:
             if draft.source_id in seen:
                 continue  # an export may repeat a message (e.g. a forward shown twice)
             seen.add(draft.source_id)
-            if draft.source_id in blocked_ids or self._hash_forgotten(conn, draft.hash):
+            text_blocked = (
+                block_forgotten_text
+                and is_distinctive(draft.text)
+                and self._hash_forgotten(conn, draft.hash)
+            )
+            if draft.source_id in blocked_ids or text_blocked:
                 blocked += 1
             elif draft.source_id in existing:
                 unchanged += 1
@@ -670,6 +692,13 @@ class MemoryStore:
                 )
         except sqlite3.Error:
             pass  # the original error is the one to report; the run log is best effort
+
+
+def is_distinctive(text: str) -> bool:
+    """Whether a text says enough to be recognised elsewhere: four words or more, or twenty
+    characters, or any digit ("door code 4071" is; "ok thanks!" is not)."""
+    stripped = text.strip()
+    return len(stripped.split()) >= 4 or len(stripped) >= 20 or any(c.isdigit() for c in stripped)
 
 
 def memory_id(source_key: str, source_id: str) -> str:

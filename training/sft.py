@@ -178,6 +178,8 @@ def _run(
         max_length=hyper.max_length,
         assistant_only_loss=assistant_only,
         dataset_num_proc=None,
+        # batches of similar lengths: chat samples vary a lot, and padding is wasted compute
+        train_sampling_strategy="group_by_length",
     )
     recorder = StepRecorder(name, progress)
     trainer = SFTTrainer(

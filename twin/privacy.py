@@ -127,7 +127,7 @@ class OutputGuard:
         self.store = store
         self.similarity = similarity
         self._retriever = Retriever(store)
-        self._cache: dict[tuple[AudienceKind, str | None], _HiddenIndex] = {}
+        self._cache: dict[AudienceKind, _HiddenIndex] = {}
 
     def check(self, text: str, audience: Audience) -> GuardVerdict:
         if audience.is_owner or not text.strip():
@@ -165,19 +165,25 @@ class OutputGuard:
         return GuardVerdict(True)
 
     def _index(self, audience: Audience) -> _HiddenIndex:
-        stamp = self.store.conn.execute("SELECT count(*), coalesce(max(rowid), 0) FROM memories")
-        key = (audience.kind, audience.principal)
+        """What `audience` must not learn. Conversations with the twin (memories shared with
+        one person) count on neither side: they are never in another person's context or in
+        the shared model's training data, and counting them would block a friend's reply for
+        echoing what another friend was told. Being independent of them also means a bot's
+        new messages do not force a rebuild."""
+        stamp = self.store.conn.execute(
+            "SELECT count(*), coalesce(max(rowid), 0) FROM memories WHERE shared_with IS NULL"
+        )
         current = tuple(stamp.fetchone())
-        cached = self._cache.get(key)
+        cached = self._cache.get(audience.kind)
         if cached is not None and cached.stamp == current:
             return cached
-        everything = list(self.store.iter_memories(order="rowid"))
+        everything = [m for m in self.store.iter_memories(order="rowid") if m.shared_with is None]
         common = {w for m in everything for w in _TOKEN.findall(m.text) if w.islower()}
-        hidden = [m for m in everything if not audience.may_see(m.visibility, m.shared_with)]
+        hidden = [m for m in everything if not audience.may_see(m.visibility)]
         seen_words: set[str] = set()
         seen_shingles: set[tuple[str, ...]] = set()
         for memory in everything:
-            if audience.may_see(memory.visibility, memory.shared_with):
+            if audience.may_see(memory.visibility):
                 tokens = _tokens(memory.text)
                 seen_words.update(tokens)
                 seen_shingles.update(_shingles(tokens, self.SHINGLE))
@@ -192,7 +198,7 @@ class OutputGuard:
                     shingles.setdefault(gram, memory.id)
         ids = [m.id for m in hidden]
         index = _HiddenIndex(current, terms, shingles, ids, self.store.vectors(ids))
-        self._cache[key] = index
+        self._cache[audience.kind] = index
         return index
 
 

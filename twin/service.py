@@ -108,12 +108,14 @@ class TwinReply:
 
 @dataclass
 class _Loaded:
-    version: str
+    # which model answers, for replies and logs ("v0003/shared"); `version` is the registry's
+    label: str
     llm: LLM
     strategy: CoTStrategy
     budget: PromptBudget
     context_size: int
     max_new_tokens: int
+    version: str = ""
 
 
 @dataclass
@@ -153,6 +155,7 @@ class TwinModels:
         with self._lock:
             loaded = self._loaded.get(audience)
             if loaded is None or loaded.version != manifest.version:
+                # a new version was promoted: let the old model go, load the new one
                 if loaded is not None and isinstance(loaded.llm, LlamaCppLLM):
                     loaded.llm.close()
                 loaded = self._load(manifest, audience)
@@ -178,6 +181,7 @@ class TwinModels:
             budget,
             manifest.context_size,
             manifest.max_new_tokens,
+            manifest.version,
         )
 
     def close(self) -> None:
@@ -316,7 +320,7 @@ class Twin:
         try:
             raw = loaded.llm.complete(self._fit(request, budget, loaded))
         except LLMError:
-            log.exception("the %s model failed; answering from retrieval", loaded.version)
+            log.exception("the %s model failed; answering from retrieval", loaded.label)
             return self._without_model(kind, relevant, evidence, confidence)
         parsed = parse_reply(kind, raw)
         result = TwinReply(
@@ -325,7 +329,7 @@ class Twin:
             evidence=evidence,
             confidence=round(confidence, 3),
             found=bool(relevant),
-            model=loaded.version,
+            model=loaded.label,
             reasoning=parsed.reasoning,
             verdict=parsed.verdict,
             added=parsed.added,

@@ -287,3 +287,21 @@ def test_concurrent_writers_do_not_collide(store: MemoryStore) -> None:
     assert errors == []
     assert store.count() == 20
     assert store.index.count() == 20
+
+
+def test_forgetting_a_short_message_blocks_only_that_message(store: MemoryStore) -> None:
+    src = SourceRef(key="telegram:chat:9", kind="telegram", name="T")
+    drafts = [MemoryDraft(text="ok", kind=Kind.CHAT, source_id=str(i)) for i in (1, 2)]
+    store.ingest(ParsedSource(src, drafts[:1]))
+    store.forget([memory_id(src.key, "1")])
+    report = store.ingest(ParsedSource(src, drafts))
+    assert (report.added, report.blocked) == (1, 1)
+
+
+def test_saying_a_forgotten_thing_again_is_new(store: MemoryStore) -> None:
+    manual = SourceRef("manual", "manual", "Remembered")
+    first = store.add("my door code is 4071", source=manual)
+    assert first is not None
+    store.forget([first.id])
+    again = store.add("my door code is 4071", source=manual)
+    assert again is not None and again.id != first.id

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from twin.privacy import Audience
+from twin.privacy import Audience, AudienceKind
 from twin.registry import ModelRegistry
 from twin.service import NOTHING_FOUND, WITHHELD, Twin
 from twin.tasks import TaskKind
@@ -54,6 +54,13 @@ def test_guard_blocks_a_reply_naming_a_private_fact(persona_twin: Twin) -> None:
     assert fine.allowed, fine.reason
     assert persona_twin.guard.check("Monterey", Audience.owner()).allowed
     assert WITHHELD
+
+
+def test_the_loaded_model_is_kept_until_a_new_version(persona_twin: Twin) -> None:
+    first = persona_twin.models.for_audience(AudienceKind.OWNER)
+    persona_twin.answer("What happened to Biscuit's paw?")
+    again = persona_twin.models.for_audience(AudienceKind.OWNER)
+    assert first is not None and again is not None and again.llm is first.llm
 
 
 def test_a_promoted_version_is_picked_up_without_restart(persona_twin: Twin) -> None:

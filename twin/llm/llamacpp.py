@@ -28,6 +28,11 @@ if TYPE_CHECKING:
     from llama_cpp import Llama, LlamaGrammar
 
 
+# llama-cpp-python points the process's stdout and stderr at /dev/null while a model loads;
+# two loads at once (the owner's and the shared model) can leave them there for good.
+_LOADING = threading.Lock()
+
+
 def default_threads() -> int:
     """All cores but one, so the rest of the machine keeps breathing (llama.cpp collapses
     when its threads are oversubscribed)."""
@@ -133,13 +138,14 @@ class LlamaCppLLM(ChatLLM):
             from llama_cpp import Llama
 
             try:
-                self._llama = Llama(
-                    model_path=str(self.model_path),
-                    n_ctx=self.context_size,
-                    n_threads=self.threads,
-                    n_threads_batch=self.threads,
-                    verbose=False,
-                )
+                with _LOADING:
+                    self._llama = Llama(
+                        model_path=str(self.model_path),
+                        n_ctx=self.context_size,
+                        n_threads=self.threads,
+                        n_threads_batch=self.threads,
+                        verbose=False,
+                    )
             except (ValueError, RuntimeError, OSError) as exc:
                 raise LLMUnavailable(
                     f"cannot load GGUF model {self.model_path}: {exc} "
