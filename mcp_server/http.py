@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 import uvicorn
@@ -56,3 +59,37 @@ def serve_http(server: MCPServer, settings: MCPSettings, host: str, port: int) -
     """Serve until interrupted."""
     check_http(settings, host)
     uvicorn.run(http_app(server, settings, host), host=host, port=port, log_level="warning")
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn, leaving signal handling to whoever runs the event loop (`twin serve`)."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class HttpService:
+    """The HTTP server as one of several services on an event loop: `start` returns once it
+    listens, `stop` lets in-flight requests finish."""
+
+    def __init__(self, server: MCPServer, settings: MCPSettings, host: str, port: int) -> None:
+        check_http(settings, host)
+        config = uvicorn.Config(
+            http_app(server, settings, host), host=host, port=port, log_level="warning"
+        )
+        self._server = _QuietServer(config)
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._server.serve())
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()  # raises why it could not start (e.g. port in use)
+                raise ServeError("the MCP HTTP server stopped while starting")
+            await asyncio.sleep(0.05)
+
+    async def stop(self) -> None:
+        self._server.should_exit = True
+        if self._task is not None:
+            await self._task

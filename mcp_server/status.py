@@ -10,9 +10,13 @@ from pydantic import BaseModel, Field
 from memory.models import Visibility
 from twin.privacy import Audience
 from twin.registry import RegistryError
+from twin.schedule import next_retraining
 from twin.service import Twin
 
-NO_SCHEDULE = "No training schedule is set up: the twin trains when its owner runs the training."
+NO_SCHEDULE = (
+    "No retraining is scheduled: `twin serve` schedules it (see [schedule] in twin.toml); "
+    "otherwise the twin trains when its owner runs `twin train`."
+)
 
 
 class ModelStatus(BaseModel):
@@ -87,6 +91,8 @@ def twin_status(twin: Twin, audience: Audience, now: datetime | None = None) -> 
         if newest
         else None
     )
+    schedule = twin.settings.schedule
+    next_run = next_retraining(twin.settings.paths.schedule_db) if schedule.enabled else None
     counts = MemoryCounts(total=twin.store.count(audience.memory_filter()))
     if audience.is_owner:
         counts.by_visibility = {
@@ -100,6 +106,11 @@ def twin_status(twin: Twin, audience: Audience, now: datetime | None = None) -> 
         model_note=note,
         memories=counts,
         last_training=last,
-        next_training=None,
-        next_training_note=NO_SCHEDULE,
+        next_training=next_run,
+        next_training_note=(
+            f"Checked on the cron {schedule.retrain_cron!r}: retrains when at least "
+            f"{schedule.min_new_memories} memories are new or any was forgotten."
+            if next_run
+            else NO_SCHEDULE
+        ),
     )

@@ -114,8 +114,13 @@ class TrainingData(Protocol):
         audience: AudienceKind,
         strategy: CoTStrategy,
         budget: PromptBudget,
+        *,
         seed: int,
-    ) -> Dataset: ...
+        train_samples: int | None,
+    ) -> Dataset:
+        """The audience's dataset; about `train_samples` training samples (None = no limit
+        beyond the source's own)."""
+        ...
 
 
 @dataclass
@@ -133,10 +138,12 @@ class SynthesizedData:
         audience: AudienceKind,
         strategy: CoTStrategy,
         budget: PromptBudget,
+        *,
         seed: int,
+        train_samples: int | None,
     ) -> Dataset:
         from memory.profile import Profile
-        from training.synthesize import synthesize
+        from training.synthesize import SynthesisLimits, synthesize
         from training.synthesize.material import Fact
         from twin.llm import build_llm
 
@@ -154,6 +161,7 @@ class SynthesizedData:
             synthesizer=build_llm(roles.synthesizer) if roles.synthesizer.configured else None,
             judge=build_llm(roles.judge) if roles.judge.configured else None,
             seed=seed,
+            limits=SynthesisLimits(train_samples=train_samples) if train_samples else None,
         )
 
 
@@ -447,9 +455,13 @@ class TrainingRun:
             audience = AUDIENCE_OF[side]
             memory_filter = Audience(audience).memory_filter()
             dataset = self.data.dataset(
-                self.store, audience, self.options.strategy, self.recipe.budget, self.options.seed
+                self.store,
+                audience,
+                self.options.strategy,
+                self.recipe.budget,
+                seed=self.options.seed,
+                train_samples=self.recipe.train_samples,
             )
-            dataset = _limit(dataset, self.recipe.max_train_samples)
             if side == SHARED:
                 check_audience(dataset, self.store, memory_filter)
             if not dataset.split(Split.TRAIN):
@@ -847,16 +859,6 @@ def _max_positions(model_dir: Path) -> int:
     config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
     text_config = config.get("text_config") or config
     return int(text_config.get("max_position_embeddings") or 2048)
-
-
-def _limit(dataset: Dataset, max_train: int | None) -> Dataset:
-    if max_train is None:
-        return dataset
-    train = dataset.split(Split.TRAIN)[:max_train]
-    test = dataset.split(Split.TEST)[: max(2, max_train // 8)]
-    return Dataset(
-        samples=[*train, *test], pairs=dataset.pairs[:max_train], removed=dataset.removed
-    )
 
 
 def _describe(report: TrainReport) -> str:

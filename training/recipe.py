@@ -69,8 +69,8 @@ class Recipe:
     model_pair_samples: int = 64
     # held-out samples evaluated per model (None = all)
     eval_samples: int | None = None
-    # training samples per model (None = all); the smoke run uses few
-    max_train_samples: int | None = None
+    # training samples per model to synthesize (None = the synthesizer's default)
+    train_samples: int | None = None
     memory_doc_chars: int = 1200
 
 
@@ -114,7 +114,7 @@ def fast_recipe(lora: LoraSpec | None = None) -> Recipe:
         max_new_tokens=24,
         model_pair_samples=4,
         eval_samples=4,
-        max_train_samples=48,
+        train_samples=48,
         memory_doc_chars=600,
     )
 

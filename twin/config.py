@@ -123,6 +123,17 @@ class TrainingSettings(_Section):
     )
 
 
+class ScheduleSettings(_Section):
+    """When `twin serve` retrains: it builds L1 and trains again when memory has moved on."""
+
+    enabled: bool = True
+    # cron, in the machine's time zone: minute hour day month weekday
+    retrain_cron: str = "30 3 * * *"
+    # New memories since the serving model was trained that make a retraining worth it.
+    # Anything forgotten since then always does: it must leave the weights too.
+    min_new_memories: int = Field(default=20, ge=1)
+
+
 class MCPSettings(_Section):
     """The MCP server. Over stdio the client is the owner; over HTTP a bearer token says who."""
 
@@ -167,6 +178,7 @@ class Settings(BaseSettings):
     memory: MemorySettings = Field(default_factory=MemorySettings)
     llm: LLMRoles = Field(default_factory=LLMRoles)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
+    schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     mcp: MCPSettings = Field(default_factory=MCPSettings)
     bots: BotSettings = Field(default_factory=BotSettings)
 
@@ -208,6 +220,10 @@ class TwinHome:
     @property
     def runs_dir(self) -> Path:
         return self.root / "runs"
+
+    @property
+    def schedule_db(self) -> Path:
+        return self.root / "schedule.sqlite"
 
 
 def resolve_home(home: Path | str | None = None) -> Path:
@@ -287,6 +303,13 @@ whatsapp = "friends"
 # Or a Hugging Face model folder / hub id for LoRA fine-tuning, e.g. "Qwen/Qwen2.5-0.5B-Instruct".
 base = ""
 strategy = "strong"       # chain-of-thought data: weak | multi-step | strong
+
+[schedule]
+# `twin serve` retrains on this cron (minute hour day month weekday) when at least
+# min_new_memories arrived since the serving model, or anything was forgotten.
+enabled = true
+retrain_cron = "30 3 * * *"
+min_new_memories = 20
 
 [mcp]
 # `twin serve mcp --http` listens here; clients send `Authorization: Bearer <token>`.

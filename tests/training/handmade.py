@@ -85,7 +85,9 @@ class HandmadeData:
         audience: AudienceKind,
         strategy: CoTStrategy,
         budget: PromptBudget,
+        *,
         seed: int,
+        train_samples: int | None,
     ) -> Dataset:
         visible = Audience(audience).memory_filter()
         samples: list[Sample] = []

@@ -1,0 +1,85 @@
+"""`twin serve`: everything at once — the MCP server over HTTP, the bots, scheduled retraining —
+and `twin serve mcp` for the MCP server alone (stdio, for desktop agents)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Annotated
+
+import typer
+
+from bots.core import BotCore
+from bots.discord_bot import DiscordBot
+from bots.serve import RunningBot, run_until_stopped
+from bots.state import BotState
+from bots.telegram_bot import TelegramBot
+from mcp_server.cli import mcp
+from mcp_server.http import HttpService, ServeError
+from mcp_server.server import build_server
+from training.schedule import RetrainScheduler
+from twin.cli.common import err, fail, settings
+from twin.config import ConfigError, Settings
+from twin.service import Twin, open_twin
+
+serve_app = typer.Typer(help="Serve the twin: MCP over HTTP, the bots, and scheduled retraining.")
+serve_app.command("mcp")(mcp)
+
+
+@serve_app.callback(invoke_without_command=True)
+def serve(
+    ctx: typer.Context,
+    no_mcp: Annotated[bool, typer.Option("--no-mcp", help="Do not serve MCP over HTTP.")] = False,
+    no_bots: Annotated[bool, typer.Option("--no-bots", help="Do not run the bots.")] = False,
+    no_schedule: Annotated[
+        bool, typer.Option("--no-schedule", help="Do not retrain on the schedule.")
+    ] = False,
+) -> None:
+    """Run every configured face of the twin until Ctrl-C: the MCP server over HTTP (when a
+    token is set), the Telegram and Discord bots (when their tokens are set), and retraining
+    on the schedule in twin.toml."""
+    if ctx.invoked_subcommand is not None:
+        return
+    s = settings()
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    twin = open_twin(s)
+    try:
+        with BotState.open(s.home) as state:
+            services = _services(
+                s, twin, state, mcp=not no_mcp, bots=not no_bots, schedule=not no_schedule
+            )
+            if not services:
+                raise fail(
+                    "nothing to serve: set [mcp] token, a bot token ([bots]) or enable "
+                    "[schedule] in twin.toml (`twin serve mcp` serves MCP over stdio)"
+                )
+            asyncio.run(run_until_stopped(services))
+    except (ConfigError, ServeError) as exc:
+        raise fail(str(exc)) from exc
+    finally:
+        twin.models.close()
+        twin.store.close()
+
+
+def _services(
+    s: Settings, twin: Twin, state: BotState, *, mcp: bool, bots: bool, schedule: bool
+) -> list[RunningBot]:
+    services: list[RunningBot] = []
+    if mcp and (s.mcp.token or s.mcp.friend_tokens):
+        services.append(HttpService(build_server(twin, "http"), s.mcp, s.mcp.host, s.mcp.port))
+        err.print(f"MCP over HTTP at http://{s.mcp.host}:{s.mcp.port}/mcp")
+    if bots and (s.bots.telegram_token or s.bots.discord_token):
+        core = BotCore(twin, state)
+        if s.bots.telegram_token:
+            services.append(TelegramBot(core, s.bots.telegram_token))
+            err.print("Telegram bot")
+        if s.bots.discord_token:
+            services.append(DiscordBot(core, s.bots.discord_token))
+            err.print("Discord bot")
+    if schedule and s.schedule.enabled:
+        services.append(RetrainScheduler(s))
+        err.print(f"Retraining checked on the cron {s.schedule.retrain_cron!r}")
+    return services
