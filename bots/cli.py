@@ -1,7 +1,7 @@
 """`twin bot telegram` and `twin bot discord`: the twin as a chat bot for the owner's friends.
 
 Tokens come from the settings: `[bots] telegram_token` / `discord_token` in twin.toml, or better
-the environment (TWIN_BOTS__TELEGRAM_TOKEN, TWIN_BOTS__DISCORD_TOKEN). `bots/README.md` explains
+the environment (TWIN_BOTS__TELEGRAM_TOKEN, TWIN_BOTS__DISCORD_TOKEN). README.md ("Telegram and Discord bots") explains
 how to create the bots.
 """
 
