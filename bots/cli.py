@@ -1,8 +1,8 @@
 """`twin bot telegram` and `twin bot discord`: the twin as a chat bot for the owner's friends.
 
 Tokens come from the settings: `[bots] telegram_token` / `discord_token` in twin.toml, or better
-the environment (TWIN_BOTS__TELEGRAM_TOKEN, TWIN_BOTS__DISCORD_TOKEN). README.md ("Telegram and Discord bots") explains
-how to create the bots.
+the environment (TWIN_BOTS__TELEGRAM_TOKEN, TWIN_BOTS__DISCORD_TOKEN). README.md, section
+"Telegram and Discord bots", explains how to create the bots.
 """
 
 from __future__ import annotations

@@ -75,24 +75,27 @@ class Recipe:
 
 
 def tiny_recipe(size_name: str) -> Recipe:
-    """The tiny base's recipe: high learning rates (the weights start random), many epochs
-    over a small dataset, little context per prompt."""
+    """The tiny base's recipe: high learning rates (the weights start random), many epochs over
+    a small dataset (a model this small learns facts by seeing them often), little context
+    per prompt. The owner's model starts from the shared one and needs fewer passes."""
     size = tiny_size(size_name)
     length = min(768, size.context)
+    sft = Hyperparameters(epochs=14, learning_rate=3e-3, batch_size=8, max_length=length)
     return Recipe(
-        budget=PromptBudget(memories=3, chars_per_memory=200, bio=False),
-        pretrain=Hyperparameters(epochs=3, learning_rate=2e-3, batch_size=16, max_length=512),
-        sft=Hyperparameters(epochs=6, learning_rate=1.5e-3, batch_size=16, max_length=length),
-        owner_text=Hyperparameters(epochs=1, learning_rate=1e-3, batch_size=16, max_length=512),
-        sft_owner=Hyperparameters(epochs=4, learning_rate=1e-3, batch_size=16, max_length=length),
+        budget=PromptBudget(memories=2, chars_per_memory=160, bio=False),
+        pretrain=Hyperparameters(epochs=2, learning_rate=3e-3, batch_size=16, max_length=512),
+        sft=sft,
+        owner_text=Hyperparameters(epochs=1, learning_rate=2e-3, batch_size=16, max_length=512),
+        sft_owner=replace(sft, epochs=6),
         dpo=Hyperparameters(epochs=1, learning_rate=5e-5, batch_size=8, max_length=length),
         dpo_beta=0.1,
         dpo_sft_weight=1.0,
         tokenizer_vocab=size.vocab,
         context_size=size.context,
         max_new_tokens=160,
-        model_pair_samples=96,
+        model_pair_samples=64,
         eval_samples=120,
+        train_samples=600,
     )
 
 

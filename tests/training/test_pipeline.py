@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from tokenizers import Tokenizer
 from transformers import AutoModelForCausalLM
 
 from memory.embed import SentenceTransformerEmbedder
+from memory.models import SourceRef, Visibility
 from memory.store import MemoryStore
 from tests.model_fixtures import build_tiny_model
 from tests.training.handmade import FACTS, PRIVATE_WORD, HandmadeData, add_memories
@@ -206,6 +208,59 @@ def test_a_tokenizer_trained_on_private_text_would_show_it(
     texts += [c.text for s in owner.samples for c in s.request.context]
     folder = train_tokenizer(texts, tmp_path / "leaky", vocab_size=600)
     assert f"Ġ{PRIVATE_WORD}" in load_tokenizer(folder).get_vocab()
+
+
+PLANTED = (
+    ("I adopted a rescue greyhound called Biscuit in May 2024.", Visibility.FRIENDS),
+    ("Orchestra rehearsal is every Wednesday at 19h in the church in Graça.", Visibility.FRIENDS),
+    ("Tomás and I go bouldering at Vertigo on Tuesday and Thursday evenings.", Visibility.FRIENDS),
+    ("My sister Maya teaches at a primary school in Glasgow since 2019.", Visibility.PUBLIC),
+    (
+        "The Zanzibarite vault code is 7781; the spare key is with Helena Quarry.",
+        Visibility.PRIVATE,
+    ),
+    (
+        "Final Zanzibarite interview in Monterey on 17 December 2026. Nobody knows.",
+        Visibility.PRIVATE,
+    ),
+)
+
+
+def test_synthesized_data_keeps_private_memories_from_the_shared_model(
+    tmp_path: Path, embedder: SentenceTransformerEmbedder
+) -> None:
+    """With the real synthesizer: a private fact planted in memory reaches the owner's data
+    and nothing the shared model or its tokenizer is made from."""
+    settings = load_settings(tmp_path, owner={"name": "Iris Calder"})
+    source = SourceRef(key="notes:planted", kind="notes", name="Planted notes")
+    with MemoryStore.open(settings.paths.memory_dir, embedder) as store:
+        for i, (text, visibility) in enumerate(PLANTED):
+            store.add(
+                text,
+                source=source,
+                author="Iris Calder",
+                visibility=visibility,
+                timestamp=datetime(2026, 1, 1 + i, tzinfo=UTC),
+            )
+        run = TrainingRun.create(settings, store, FAST)
+        run.run(stop_after=Stage.TOKENIZER)
+    synthesized = run.stage_dir(Stage.SYNTHESIZE)
+    # the owner's model reads all memory text, the private notes included
+    owner = (synthesized / "owner" / "memory.jsonl").read_text()
+    assert PRIVATE_WORD in owner and "7781" in owner and "Monterey" in owner
+    shared = [*_files_under(synthesized / "shared")]
+    assert shared
+    for path in shared:
+        text = path.read_text()
+        for secret in (PRIVATE_WORD, "7781", "Helena Quarry", "Monterey"):
+            assert secret not in text, (path, secret)
+    assert "Biscuit" in (synthesized / "shared" / "memory.jsonl").read_text()
+    vocabulary = Tokenizer.from_file(str(run.stage_dir(Stage.TOKENIZER) / "tokenizer.json"))
+    assert not any(
+        word in token.lower()
+        for token in vocabulary.get_vocab()
+        for word in ("zanzib", "monterey", "quarry", "7781")
+    )
 
 
 def test_shared_data_citing_a_private_memory_is_refused(
