@@ -135,7 +135,8 @@ def test_served_models_load_per_audience_and_match_transformers(trained: Trained
         owner = models.for_audience(AudienceKind.OWNER)
         friend = models.for_audience(AudienceKind.FRIEND)
         assert owner is not None and friend is not None
-        assert owner.version == "v0001/owner" and friend.version == "v0001/shared"
+        assert owner.label == "v0001/owner" and friend.label == "v0001/shared"
+        assert owner.version == friend.version == "v0001"
         assert owner.budget == budget
         for side, loaded in (("owner", owner), ("shared", friend)):
             held_out = Dataset.load(trained.run.stage_dir(Stage.SYNTHESIZE) / side)
