@@ -18,7 +18,6 @@ from mcp.client.stdio import StdioServerParameters
 from pydantic import BaseModel
 from rich.console import Console
 from rich.markup import escape
-from rich.rule import Rule
 
 from mcp_server.schemas import Critique, EnhancedRequest, TwinAnswer
 
@@ -87,7 +86,6 @@ async def ask_through_mcp(home: Path) -> tuple[list[str], list[Exchange]]:
 
 def mcp_demo(home: Path, console: Console) -> list[Exchange]:
     """Ask the twin in `home` one question per task through its MCP server, and print it all."""
-    console.print(Rule("The twin over MCP: what an agent like Claude sees", style="dim"))
     tools, exchanges = asyncio.run(ask_through_mcp(home))
     console.print(f"Tools: {', '.join(tools)}")
     for exchange in exchanges:

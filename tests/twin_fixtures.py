@@ -1,7 +1,9 @@
-"""A whole twin for tests: the sample persona's home with memory ingested and a model registered.
+"""A whole twin for tests: the sample persona's home with memory ingested and a model trained.
 
 `persona_home_template` ingests the persona once per session; `persona_home` gives each test its
-own copy (tests may add and forget memories). `persona_twin` opens a `Twin` on that copy.
+own copy (tests may add and forget memories). `persona_models` trains the persona's twin once per
+session with the real pipeline (the smoke recipe: the micro model, a minute on two threads), and
+`persona_twin` opens a `Twin` on a copy of the home with those models serving.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import pytest
 
 from memory.embed import SentenceTransformerEmbedder
 from memory.store import MemoryStore
+from training.pipeline import TrainingRun
+from training.recipe import RunOptions
 from twin.config import Settings, load_settings
 from twin.ingest import parse_paths, store_parsed
 from twin.registry import Manifest, ModelFiles, ModelRegistry
@@ -81,13 +85,30 @@ def persona_home(tmp_path: Path, persona_home_template: Path) -> Path:
     return home
 
 
+@pytest.fixture(scope="session")
+def persona_models(
+    tmp_path_factory: pytest.TempPathFactory,
+    persona_home_template: Path,
+    embedder: SentenceTransformerEmbedder,
+) -> Path:
+    """The models folder of the persona's twin, trained from its memory by `twin train`'s
+    pipeline (smoke recipe): an owner and a shared model, current version v0001."""
+    home = tmp_path_factory.mktemp("persona-trained") / "home"
+    shutil.copytree(persona_home_template, home)
+    settings = load_settings(home)
+    with MemoryStore.open(settings.paths.memory_dir, embedder) as store:
+        result = TrainingRun.create(settings, store, RunOptions(fast=True, threads=2)).run()
+    assert result.promoted, result
+    return settings.paths.models_dir
+
+
 @pytest.fixture
 def persona_twin(
-    persona_home: Path, tiny_gguf_path: Path, embedder: SentenceTransformerEmbedder
+    persona_home: Path, persona_models: Path, embedder: SentenceTransformerEmbedder
 ) -> Iterator[Twin]:
-    """A Twin on the persona's memory, answering with a registered tiny (untrained) model."""
-    register_model(persona_home, tiny_gguf_path)
+    """A Twin on the persona's memory, answering with the persona's trained tiny twin."""
     settings = load_settings(persona_home)
+    shutil.copytree(persona_models, settings.paths.models_dir, dirs_exist_ok=True)
     store = MemoryStore.open(settings.paths.memory_dir, embedder)
     twin = Twin(settings, store, TwinModels(settings, ModelRegistry(settings.paths.models_dir)))
     yield twin

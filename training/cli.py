@@ -88,13 +88,14 @@ class RichReporter:
 
 
 @contextmanager
-def _stage_bars() -> Iterator[RichReporter]:
+def stage_bars(console: Console = err) -> Iterator[RichReporter]:
+    """Progress bars for a training run, one per stage, on `console`."""
     with Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=err,
+        console=console,
     ) as progress:
         yield RichReporter(progress)
 
@@ -151,7 +152,7 @@ def train(
         if store.count() == 0:
             raise _fail("memory is empty: import notes or chats with `twin ingest` first")
         try:
-            with _stage_bars() as reporter:
+            with stage_bars() as reporter:
                 if resume:
                     run = TrainingRun.resume(s, store, resume, reporter=reporter)
                 else:
@@ -169,10 +170,11 @@ def train(
                 result = run.run()
         except PipelineError as exc:
             raise _fail(str(exc)) from exc
-    _print_result(result)
+    print_result(result)
 
 
-def _print_result(result: RunResult) -> None:
+def print_result(result: RunResult, console: Console = console) -> None:
+    """A finished run as a table of stages, its accuracy and what now serves."""
     table = Table("stage", "seconds", "what it did")
     for record in result.stages:
         seconds = f"{record.seconds:.1f}" + (" (earlier)" if record.resumed else "")

@@ -21,13 +21,21 @@ from twin.service import Twin, TwinReply, open_twin
 @app.command()
 def demo(
     home: Annotated[Path, typer.Option(help="Where to build the demo twin.")] = Path(".twin-demo"),
+    quick: Annotated[
+        bool,
+        typer.Option(
+            "--quick", help="Train a seconds-long smoke model instead of the real tiny twin."
+        ),
+    ] = False,
 ) -> None:
-    """Run the whole product on the bundled sample persona, offline."""
-    from twin.demo import run_demo
+    """Run the whole product on the bundled sample persona, offline: ingest, search, profile,
+    train the tiny twin (about ten minutes on two cores), ask it, and use it over MCP."""
+    from training.pipeline import PipelineError
+    from twin.cli.demo import run_demo
 
     try:
-        run_demo(home, console=console)
-    except (FileExistsError, ImportFormatError, ConfigError) as exc:
+        run_demo(home, console=console, quick=quick)
+    except (FileExistsError, ImportFormatError, ConfigError, PipelineError) as exc:
         raise fail(str(exc)) from exc
 
 
