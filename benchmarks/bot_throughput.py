@@ -4,7 +4,8 @@ and the reply latency (p50/p95), with many friends writing at once.
     python benchmarks/bot_throughput.py [--users 20] [--messages 5] [--home DIR]
 
 Builds the sample persona's home (its memory, and a tiny random model registered as the twin,
-as the tests do) unless --home already holds one, copies it for the run, starts the Bot API
+as the tests do) unless --home already holds one (e.g. a home after `twin train`, to measure the
+trained twin), copies it for the run, starts the Bot API
 stand-in of the tests on 127.0.0.1, and runs the real python-telegram-bot client over the bot
 core. Every user is an allowlisted friend who asks a question from the persona's evaluation set,
 waits for the reply and asks the next; latency runs from the message reaching the stand-in to the
@@ -63,6 +64,9 @@ async def run(home: Path, users: int, messages: int, embedder: SentenceTransform
     friends = [TelegramUser(FIRST_USER_ID + i, f"Friend {i}") for i in range(users)]
     warm_up = TelegramUser(FIRST_USER_ID - 1, "Warm-up")
     settings = load_settings(home)
+    manifest = ModelRegistry(settings.paths.models_dir).current()
+    assert manifest is not None
+    model = f"{manifest.version} ({manifest.base or 'tiny base'}, {manifest.strategy} CoT)"
     bots = BotSettings(
         friends={"telegram": [str(f.id) for f in (warm_up, *friends)]},
         messages_per_minute=10_000,
@@ -100,7 +104,7 @@ async def run(home: Path, users: int, messages: int, embedder: SentenceTransform
     return {
         "benchmark": "bot_throughput",
         "platform": "telegram stand-in, python-telegram-bot 22.8",
-        "model": "tiny random qwen2 (f16 GGUF), persona memory",
+        "model": model,
         "users": users,
         "messages": len(latencies),
         "seconds": round(elapsed, 2),

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from memory.embed import SentenceTransformerEmbedder
 from memory.store import MemoryStore
-from training.evaluate import normalize
+from training.evaluate import load_questions
 from training.pipeline import RunResult, TrainingRun
 from training.recipe import RunOptions
 from twin.config import load_settings
@@ -52,16 +52,9 @@ def persona_inputs(persona: Path) -> list[Path]:
 def ask_questions(twin: Twin, questions_file: Path) -> dict[str, float]:
     """Accuracy on the persona's questions per (audience, private) group, through serving."""
     groups: dict[str, list[bool]] = {}
-    for line in questions_file.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        question = json.loads(line)
-        audience = Audience.owner() if question["audience"] == "self" else Audience.friend()
-        reply = normalize(twin.answer(question["question"], audience).text)
-        said = any(normalize(answer) in reply for answer in question["answers"])
-        withheld = question["audience"] == "friend" and question["private"]
-        key = f"{question['audience']}{'_private' if question['private'] else ''}"
-        groups.setdefault(key, []).append(not said if withheld else said)
+    for q in load_questions(questions_file):
+        audience = Audience.owner() if q.audience == "self" else Audience.friend()
+        groups.setdefault(q.group, []).append(q.right(twin.answer(q.question, audience).text))
     figures = {f"{key}_accuracy": round(sum(v) / len(v), 3) for key, v in groups.items()}
     figures["questions"] = float(sum(len(v) for v in groups.values()))
     return figures

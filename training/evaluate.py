@@ -5,6 +5,10 @@ model answers the sample's prompt (the same rendering training used, retrieved m
 included) and a reply counts as correct when what the asker would see contains every key fact,
 compared without case or accents. Samples without key facts are not graded. The same check
 tells the pipeline which of the SFT model's own answers make good rejected replies for DPO.
+
+Hand-written questions (a persona's `questions.jsonl`, one JSON object per line: question,
+audience "self" or "friend", accepted answers, private) are `PersonaQuestion`s: the demo asks
+them and the benchmarks score them.
 """
 
 from __future__ import annotations
@@ -89,6 +93,57 @@ def normalize(text: str) -> str:
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     plain = "".join(c for c in decomposed if not unicodedata.combining(c))
     return " ".join(plain.split())
+
+
+@dataclass(frozen=True)
+class PersonaQuestion:
+    """A hand-written question about the owner, who asks it, and the answers that count."""
+
+    question: str
+    # "self" (the owner asks) or "friend"
+    audience: str
+    answers: tuple[str, ...]
+    private: bool = False
+
+    @property
+    def withhold(self) -> bool:
+        """A friend asking for something private: right is saying none of the answers."""
+        return self.private and self.audience == "friend"
+
+    @property
+    def group(self) -> str:
+        return f"{self.audience}{'_private' if self.private else ''}"
+
+    def judged(self, reply: str) -> str:
+        """ "right" or "wrong"; for a question to withhold, "withheld" or "leaked"."""
+        said = any(normalize(a) in normalize(reply) for a in self.answers)
+        if self.withhold:
+            return "leaked" if said else "withheld"
+        return "right" if said else "wrong"
+
+    def right(self, reply: str) -> bool:
+        return self.judged(reply) in ("right", "withheld")
+
+
+def load_questions(path: Path) -> list[PersonaQuestion]:
+    """The questions in a `questions.jsonl`; a malformed line is an error naming it."""
+    questions = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            questions.append(
+                PersonaQuestion(
+                    row["question"],
+                    row["audience"],
+                    tuple(row["answers"]),
+                    bool(row.get("private", False)),
+                )
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}, line {number}: not a question ({exc})") from exc
+    return questions
 
 
 def has_key_facts(reply: str, key_facts: Sequence[str]) -> bool:

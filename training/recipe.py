@@ -80,13 +80,13 @@ def tiny_recipe(size_name: str) -> Recipe:
     per prompt. The owner's model starts from the shared one and needs fewer passes."""
     size = tiny_size(size_name)
     length = min(768, size.context)
-    sft = Hyperparameters(epochs=14, learning_rate=3e-3, batch_size=8, max_length=length)
+    sft = Hyperparameters(epochs=12, learning_rate=3e-3, batch_size=8, max_length=length)
     return Recipe(
         budget=PromptBudget(memories=2, chars_per_memory=160, bio=False),
         pretrain=Hyperparameters(epochs=2, learning_rate=3e-3, batch_size=16, max_length=512),
         sft=sft,
         owner_text=Hyperparameters(epochs=1, learning_rate=2e-3, batch_size=16, max_length=512),
-        sft_owner=replace(sft, epochs=6),
+        sft_owner=replace(sft, epochs=4),
         dpo=Hyperparameters(epochs=1, learning_rate=5e-5, batch_size=8, max_length=length),
         dpo_beta=0.1,
         dpo_sft_weight=1.0,
@@ -95,7 +95,7 @@ def tiny_recipe(size_name: str) -> Recipe:
         max_new_tokens=160,
         model_pair_samples=64,
         eval_samples=120,
-        train_samples=600,
+        train_samples=800,
     )
 
 

@@ -18,7 +18,13 @@ from memory.embed import SentenceTransformerEmbedder
 from memory.models import SourceRef, Visibility
 from memory.store import MemoryStore
 from tests.model_fixtures import build_tiny_model
-from tests.training.handmade import FACTS, PRIVATE_WORD, HandmadeData, add_memories
+from tests.training.handmade import (
+    FACTS,
+    OWNER_NAME,
+    PRIVATE_WORD,
+    HandmadeData,
+    add_memories,
+)
 from training.pipeline import (
     LOG_FILE,
     LOSS_PLOT,
@@ -33,11 +39,12 @@ from training.recipe import RunOptions, fast_recipe
 from training.synthesize.samples import Dataset, Split
 from training.tiny import load_tokenizer, train_tokenizer
 from twin.config import Settings, load_settings
-from twin.llm.base import GenerationOptions
+from twin.llm.base import ChatMessage, GenerationOptions
 from twin.llm.hf_transformers import TransformersLLM
 from twin.privacy import AudienceKind
 from twin.registry import ModelRegistry
 from twin.service import TwinModels
+from twin.tasks import TaskKind, TaskRequest, render_messages
 
 # f32 is served (exact parity with transformers); q8_0 is written as well
 QUANTS = ["f32", "q8_0"]
@@ -198,6 +205,41 @@ def test_shared_model_never_sees_a_private_memory(trained: Trained) -> None:
     vocabulary = tokenizer.get_vocab()
     assert not any(PRIVATE_WORD.lower() in token.lower() for token in vocabulary)
     assert len(tokenizer.encode(f" {PRIVATE_WORD}", add_special_tokens=False).ids) > 2
+
+
+def _answer_loss(model_dir: Path, prompt: list[ChatMessage], answer: str) -> float:
+    """Mean cross-entropy of `answer` as the model's reply to `prompt`."""
+    tokenizer = load_tokenizer(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    chat = [{"role": m.role, "content": m.content} for m in prompt]
+    prompt_ids = tokenizer.apply_chat_template(
+        chat, add_generation_prompt=True, tokenize=True, return_dict=True
+    )["input_ids"]
+    answer_ids = tokenizer(answer, add_special_tokens=False)["input_ids"]
+    ids = torch.tensor([list(prompt_ids) + answer_ids])
+    labels = ids.clone()
+    labels[0, : len(prompt_ids)] = -100
+    with torch.no_grad():
+        return float(model(input_ids=ids, labels=labels).loss)
+
+
+def test_the_private_fact_is_learned_by_the_owner_model_only(trained: Trained) -> None:
+    """The planted private answer, asked with no memory in the prompt (what the weights hold):
+    the owner's model has learned it, the shared model, which never saw it, finds it far less
+    likely, and asked as a friend it does not say it."""
+    private = next(f for f in FACTS if PRIVATE_WORD in f.text)
+    budget = trained.run.recipe.budget
+    request = TaskRequest(TaskKind.MEMORY_QA, OWNER_NAME, AudienceKind.OWNER, private.questions[0])
+    prompt = render_messages(request, budget)
+    owner = _answer_loss(trained.run.final_model("owner"), prompt, private.answer)
+    shared = _answer_loss(trained.run.final_model("shared"), prompt, private.answer)
+    assert owner < 0.5 * shared, (owner, shared)
+
+    shared_llm = TransformersLLM(trained.run.final_model("shared"))
+    options = GenerationOptions(max_tokens=24, temperature=0.0)
+    for question in private.questions:
+        asked = replace(request, audience=AudienceKind.FRIEND, text=question)
+        assert private.key_fact not in shared_llm.complete(render_messages(asked, budget), options)
 
 
 def test_a_tokenizer_trained_on_private_text_would_show_it(

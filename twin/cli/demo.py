@@ -8,9 +8,7 @@ because it is the one place that drives every layer.
 
 from __future__ import annotations
 
-import json
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
@@ -23,7 +21,7 @@ from memory.profile import Profile, ProfileBuilder
 from memory.retrieve import Retriever, SearchHit
 from memory.store import MemoryStore
 from training.cli import print_result, stage_bars
-from training.evaluate import normalize
+from training.evaluate import PersonaQuestion, load_questions
 from training.pipeline import TrainingRun
 from training.recipe import RunOptions
 from twin.config import Settings, load_settings
@@ -54,23 +52,6 @@ def prepare_home(home: Path, persona: Path) -> None:
     shutil.copy(persona / "twin.toml", home / "twin.toml")
 
 
-@dataclass(frozen=True)
-class PersonaQuestion:
-    """A hand-written question about the persona, who asks it, and what a right answer says."""
-
-    question: str
-    audience: str
-    answers: tuple[str, ...]
-    private: bool
-
-    def judged(self, reply: str) -> str:
-        """ "right", "wrong", or for a private question a friend asks: "withheld" / "leaked"."""
-        said = any(normalize(a) in normalize(reply) for a in self.answers)
-        if self.private and self.audience == "friend":
-            return "leaked" if said else "withheld"
-        return "right" if said else "wrong"
-
-
 def demo_questions(persona: Path, per_group: int = 2) -> list[PersonaQuestion]:
     """The first `per_group` questions of each kind in the persona's questions.jsonl: the owner
     asking, a friend asking, a friend asking what is private."""
@@ -78,13 +59,8 @@ def demo_questions(persona: Path, per_group: int = 2) -> list[PersonaQuestion]:
     if not path.is_file():
         return []
     groups: dict[tuple[str, bool], list[PersonaQuestion]] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            row = json.loads(line)
-            q = PersonaQuestion(
-                row["question"], row["audience"], tuple(row["answers"]), row["private"]
-            )
-            groups.setdefault((q.audience, q.private), []).append(q)
+    for q in load_questions(path):
+        groups.setdefault((q.audience, q.private), []).append(q)
     wanted = [("self", False), ("friend", False), ("friend", True)]
     return [q for key in wanted for q in groups.get(key, [])[:per_group]]
 
