@@ -68,10 +68,10 @@ def build_home(home: Path, locomo: Path, memories: int, token: str) -> str:
 
 
 def register(home: Path, gguf: Path | None, registry: Path | None) -> Manifest:
-    """Make the model to measure the current version of the home's registry."""
+    """Make the model to measure the only version of the home's registry (a reused home keeps
+    its memory, never the model of an earlier run)."""
+    shutil.rmtree(home / "models", ignore_errors=True)
     target = ModelRegistry(home / "models")
-    if target.current() is not None:
-        return target.current()
     if registry is not None:
         source = ModelRegistry(registry)
         manifest = source.current()
@@ -243,7 +243,7 @@ def main() -> None:
         figures: dict[str, object] = {
             "memories": count,
             "owner": owner,
-            "model": f"{manifest.version} ({manifest.base})",
+            "model": f"{manifest.version} ({manifest.base or 'tiny base'}, {manifest.notes})",
         }
         figures |= asyncio.run(over_stdio(home, questions, args.searches, args.asks))
         figures |= asyncio.run(over_http(home, token, questions, args.callers, args.calls_each))

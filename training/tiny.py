@@ -72,8 +72,8 @@ class TinySize:
 TINY_SIZES: dict[str, TinySize] = {
     # seconds-long runs: tests and smoke checks
     "micro": TinySize("micro", 64, 2, 4, 2, 192, 512, 1024),
-    # the default: ~1.3M parameters, ~10k training tokens/s on 2 cores; learns the sample
-    # persona's facts within the pipeline's time budget (bigger ones learn less per second)
+    # the default: ~1.3M parameters, ~6.5k training tokens/s on 2 cores; trains on the sample
+    # persona within the pipeline's ten-minute budget (bigger ones learn less per second)
     "small": TinySize("small", 128, 4, 4, 2, 384, 1024, 4096),
     # ~4.2M parameters, ~4.5k tokens/s on 2 cores: for more cores or more patience
     "base": TinySize("base", 256, 4, 4, 2, 768, 1024, 4096),
