@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -39,16 +40,20 @@ def demo(
         raise fail(str(exc)) from exc
 
 
-def _open(audience: str = "owner") -> tuple[Twin, Audience]:
-    s = settings()
+def _reply(task: Callable[[Twin, Audience], TwinReply], audience: str = "owner") -> TwinReply:
+    """Open the twin, run one task on it as `audience`, close it; errors exit with a message."""
     try:
         who = Audience.parse(audience)
-    except ValueError as exc:
+        twin = open_twin(settings())
+    except (ValueError, RuntimeError, ConfigError, RegistryError) as exc:
         raise fail(str(exc)) from exc
-    try:
-        return open_twin(s), who
-    except (RuntimeError, ConfigError, RegistryError) as exc:
-        raise fail(str(exc)) from exc
+    with twin.store:
+        try:
+            return task(twin, who)
+        except ValueError as exc:
+            raise fail(str(exc)) from exc
+        finally:
+            twin.models.close()
 
 
 def _show(reply: TwinReply, reasoning: bool) -> None:
@@ -86,15 +91,7 @@ def ask(
     reasoning: ReasoningOption = False,
 ) -> None:
     """Ask the twin something its memory knows (memory QA)."""
-    twin, who = _open(audience)
-    with twin.store:
-        try:
-            reply = twin.answer(question, who)
-        except ValueError as exc:
-            raise fail(str(exc)) from exc
-        finally:
-            twin.models.close()
-    _show(reply, reasoning)
+    _show(_reply(lambda twin, who: twin.answer(question, who), audience), reasoning)
 
 
 @app.command()
@@ -104,15 +101,7 @@ def enhance(
     reasoning: ReasoningOption = False,
 ) -> None:
     """Rewrite a request with the personal context another agent needs (context enhance)."""
-    twin, _ = _open()
-    with twin.store:
-        try:
-            reply = twin.enhance(request, target)
-        except ValueError as exc:
-            raise fail(str(exc)) from exc
-        finally:
-            twin.models.close()
-    _show(reply, reasoning)
+    _show(_reply(lambda twin, _: twin.enhance(request, target)), reasoning)
 
 
 @app.command()
@@ -122,12 +111,4 @@ def critique(
     reasoning: ReasoningOption = False,
 ) -> None:
     """Judge another agent's reply from your point of view (context critic)."""
-    twin, _ = _open()
-    with twin.store:
-        try:
-            reply = twin.critique(request, answer)
-        except ValueError as exc:
-            raise fail(str(exc)) from exc
-        finally:
-            twin.models.close()
-    _show(reply, reasoning)
+    _show(_reply(lambda twin, _: twin.critique(request, answer)), reasoning)
