@@ -115,14 +115,15 @@ class PersonaQuestion:
         return f"{self.audience}{'_private' if self.private else ''}"
 
     def judged(self, reply: str) -> str:
-        """ "right" or "wrong"; for a question to withhold, "withheld" or "leaked"."""
+        """ "right" or "wrong"; for a question to withhold, "kept out" (no answer was said)
+        or "leaked"."""
         said = any(normalize(a) in normalize(reply) for a in self.answers)
         if self.withhold:
-            return "leaked" if said else "withheld"
+            return "leaked" if said else "kept out"
         return "right" if said else "wrong"
 
     def right(self, reply: str) -> bool:
-        return self.judged(reply) in ("right", "withheld")
+        return self.judged(reply) in ("right", "kept out")
 
 
 def load_questions(path: Path) -> list[PersonaQuestion]:

@@ -21,7 +21,7 @@ def test_quick_demo_runs_every_layer_and_ends_over_mcp(tmp_path: Path) -> None:
     assert "facts," in out and "topics for the owner" in out
     assert "v0001 is now serving." in out
     # the friend's two private questions (address, door code) are judged by what the twin said
-    assert out.count("withheld") == 2 and "leaked" not in out
+    assert out.count("kept out") == 2 and "leaked" not in out
     assert "Tools: ask_twin, enhance_request, critique_reply, search_memories" in out
     for tool in ("ask_twin(", "enhance_request(", "critique_reply("):
         assert tool in out

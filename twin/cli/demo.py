@@ -128,7 +128,7 @@ def _ask(
             who = Audience.owner() if q.audience == "self" else Audience.friend()
             reply = twin.answer(q.question, who)
             verdict = q.judged(reply.text)
-            colour = "green" if verdict in ("right", "withheld") else "red"
+            colour = "green" if q.right(reply.text) else "red"
             table.add_row(
                 str(who.kind),
                 escape(q.question),
