@@ -61,8 +61,13 @@ class SentenceTransformerEmbedder:
         with self._lock:
             if self._model is None:
                 from sentence_transformers import SentenceTransformer
+                from transformers.utils import logging as transformers_logging
 
                 path = default_model_path() if self.name == DEFAULT_EMBEDDING_MODEL else self.name
+                # a "Loading weights" bar for a load that takes a blink is noise in every command
+                # and in an MCP client's server log
+                bars = transformers_logging.is_progress_bar_enabled()
+                transformers_logging.disable_progress_bar()
                 try:
                     self._model = SentenceTransformer(path, device="cpu")
                 except Exception as exc:
@@ -70,6 +75,9 @@ class SentenceTransformerEmbedder:
                         f"could not load the embedding model {self.name!r} ({exc}); set "
                         "memory.embedding_model to a local sentence-transformers folder"
                     ) from exc
+                finally:
+                    if bars:
+                        transformers_logging.enable_progress_bar()
             return self._model
 
     @property
