@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -107,11 +106,7 @@ def train_dpo(
                 dataset["prompt_ids"], dataset["chosen_ids"], dataset["rejected_ids"], strict=True
             )
         ]
-        recorder.report.examples = len(lengths)
-        recorder.report.tokens = round(sum(lengths) * hyper.epochs)
-        started = time.perf_counter()
-        trainer.train()
-        recorder.report.seconds = round(time.perf_counter() - started, 2)
+        recorder.train(trainer, lengths, hyper.epochs)
     model_dir = save_trained(trainer, base_dir, work_dir)
     recorder.report.save(work_dir / REPORT)
     log.info(

@@ -191,12 +191,7 @@ def _run(
         callbacks=[recorder.callback()],
     )
     recorder.attach(trainer)
-    lengths = [len(ids) for ids in trainer.train_dataset["input_ids"]]
-    recorder.report.examples = len(lengths)
-    recorder.report.tokens = round(sum(lengths) * hyper.epochs)
-    started = time.perf_counter()
-    trainer.train()
-    recorder.report.seconds = round(time.perf_counter() - started, 2)
+    recorder.train(trainer, [len(ids) for ids in trainer.train_dataset["input_ids"]], hyper.epochs)
     model_dir = save_trained(trainer, base_dir, work_dir)
     recorder.report.save(work_dir / REPORT)
     log.info(
@@ -310,6 +305,15 @@ class StepRecorder:
 
         trainer.remove_callback(PrinterCallback)
         trainer.remove_callback(ProgressCallback)
+
+    def train(self, trainer: Any, lengths: Sequence[int], epochs: float) -> None:
+        """Run `trainer`, recording its examples, the tokens it trains on (`lengths` are the
+        examples' token counts, seen `epochs` times) and how long it took."""
+        self.report.examples = len(lengths)
+        self.report.tokens = round(sum(lengths) * epochs)
+        started = time.perf_counter()
+        trainer.train()
+        self.report.seconds = round(time.perf_counter() - started, 2)
 
     def callback(self) -> TrainerCallback:
         from transformers import TrainerCallback
