@@ -185,7 +185,9 @@ def main() -> None:
     args = parser.parse_args()
 
     settings = load_settings(args.home)
-    runs = sorted(p.name for p in settings.paths.runs_dir.iterdir() if p.is_dir())
+    runs = sorted(p.parent.name for p in settings.paths.runs_dir.glob("*/run.json"))
+    if not args.run and not runs:
+        raise SystemExit(f"{args.home} has no training run: run `twin train` first")
     run_id = args.run or runs[-1]
     with MemoryStore.open(settings.paths.memory_dir, SentenceTransformerEmbedder()) as store:
         run = TrainingRun.resume(settings, store, run_id)
