@@ -20,8 +20,8 @@ import logging
 import weakref
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
@@ -53,11 +53,11 @@ class Incoming:
     user_id: str
     user_name: str
     text: str
+    sent_at: datetime
     # A one-to-one chat with the bot (a Telegram private chat, a Discord DM); otherwise a shared
     # space such as a Discord channel, whose readers are more than the asker.
     private: bool = True
     chat_title: str = ""
-    sent_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
     def key(self) -> str:
@@ -312,7 +312,7 @@ class BotCore:
                     verdict.reason,
                 )
         sent = await self._send(chat, reply.text)
-        answered_at = datetime.now(UTC)
+        answered_at = self.twin.clock.now()
         self.state.add_turn(
             conversation.id, "user", asker.name, message.text, in_context=not names_hidden
         )

@@ -3,7 +3,7 @@ is, how much memory there is, when it last trained and when it trains next."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from pydantic import BaseModel, Field
 
@@ -58,7 +58,7 @@ class TwinStatus(BaseModel):
 
 def twin_status(twin: Twin, audience: Audience, now: datetime | None = None) -> TwinStatus:
     """The status of `twin` as `audience` may see it (friends get counts of their view only)."""
-    now = now or datetime.now(UTC)
+    now = now or twin.clock.now()
     registry = twin.models.registry
     role = twin.settings.llm.twin
     model = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,12 +15,22 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from core.clock import FixedClock
 from memory.embed import SentenceTransformerEmbedder
 from memory.store import MemoryStore
 
 pytest_plugins = ["tests.model_fixtures", "tests.twin_fixtures"]
 
 PERSONA = Path(__file__).resolve().parents[1] / "examples" / "persona"
+# The sample persona's memories end in late November 2026: "now" for every test that needs one,
+# so that no test depends on the day it runs.
+PERSONA_NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    """A clock fixed at `PERSONA_NOW`; tests move it on with `advance`."""
+    return FixedClock(PERSONA_NOW)
 
 
 @pytest.fixture(scope="session")

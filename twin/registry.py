@@ -15,11 +15,12 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
+from core.clock import SYSTEM_CLOCK, Clock
 from twin.privacy import AudienceKind
 
 MANIFEST = "manifest.json"
@@ -72,8 +73,9 @@ class CurrentPointer(BaseModel):
 class ModelRegistry:
     """The versions under `<home>/models`."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, clock: Clock = SYSTEM_CLOCK) -> None:
         self.root = root
+        self.clock = clock
 
     def versions(self) -> list[Manifest]:
         """Every readable version, oldest first."""
@@ -127,7 +129,9 @@ class ModelRegistry:
         pointer = self._pointer()
         history = [*(pointer.history if pointer else []), *([pointer.version] if pointer else [])]
         history = [v for v in history if v != version][-20:]
-        self._write_pointer(CurrentPointer(version=version, history=history, switched_at=_now()))
+        self._write_pointer(
+            CurrentPointer(version=version, history=history, switched_at=self.clock.now())
+        )
         return manifest
 
     def rollback(self) -> Manifest:
@@ -138,7 +142,9 @@ class ModelRegistry:
         previous = pointer.history[-1]
         manifest = self.manifest(previous)
         self._write_pointer(
-            CurrentPointer(version=previous, history=pointer.history[:-1], switched_at=_now())
+            CurrentPointer(
+                version=previous, history=pointer.history[:-1], switched_at=self.clock.now()
+            )
         )
         return manifest
 
@@ -173,7 +179,3 @@ def _write_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)

@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+from core.clock import SYSTEM_CLOCK, Clock
 from memory.models import Kind, Memory, SourceRef, Visibility
 from memory.profile import Profile
 from memory.retrieve import Retriever, SearchHit
@@ -201,9 +202,11 @@ class Twin:
         store: MemoryStore,
         models: TwinModels,
         bios: BioSource | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.settings = settings
         self.store = store
+        self.clock = clock
         self.models = models
         self.bios = bios
         self.retriever = Retriever(store)
@@ -269,7 +272,12 @@ class Twin:
         """Add a memory the owner states directly (it joins the next L1 build and training)."""
         ref = SourceRef(key=f"manual:{source}", kind="manual", name=f"Remembered ({source})")
         return self.store.add(
-            text, source=ref, kind=Kind.NOTE, author=self.owner, visibility=visibility
+            text,
+            source=ref,
+            kind=Kind.NOTE,
+            author=self.owner,
+            visibility=visibility,
+            timestamp=self.clock.now(),
         )
 
     def forget(self, memory_id: str) -> bool:

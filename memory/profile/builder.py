@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from core.clock import SYSTEM_CLOCK, Clock
 from memory.models import Visibility
 from memory.profile import db
 from memory.profile.bio import (
@@ -99,9 +100,12 @@ class ProfileBuilder:
         extractor: FactExtractor | None = None,
         bio_writer: BioWriter | None = None,
         config: ProfileConfig | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.store = store
         self.owner_name = owner_name
+        # "recent" in the status bio is relative to the clock's now
+        self.clock = clock
         self.namer: TopicNamer = namer or KeywordTopicNamer()
         self.extractor: FactExtractor = extractor or PatternFactExtractor()
         self.bio_writer: BioWriter = bio_writer or TemplateBioWriter()
@@ -121,13 +125,15 @@ class ProfileBuilder:
         previous profile then stays as it was."""
         started = time.perf_counter()
         with self.store.transaction() as conn:
-            build_id = db.start_build(conn, self.config.scopes, full, self.owner_name, self.writers)
+            build_id = db.start_build(
+                conn, self.config.scopes, full, self.owner_name, self.writers, self._now()
+            )
         try:
             timings: dict[str, float] = {}
             plan, work, fact_counts = self._plan(build_id, full, progress or _quiet, timings)
             tick = time.perf_counter()
             with self.store.transaction() as conn:
-                db.apply(conn, plan)
+                db.apply(conn, plan, self._now())
                 timings["write"] = time.perf_counter() - tick
                 report = BuildReport(
                     build_id=build_id,
@@ -137,13 +143,16 @@ class ProfileBuilder:
                     timings=timings,
                     **fact_counts,
                 )
-                db.finish_build(conn, build_id, report.to_json())
+                db.finish_build(conn, build_id, report.to_json(), self._now())
             return report
         except BaseException as exc:
             # The error to report is `exc`; recording the failed build is best effort.
             with suppress(sqlite3.Error), self.store.transaction() as conn:
-                db.fail_build(conn, build_id, f"{type(exc).__name__}: {exc}")
+                db.fail_build(conn, build_id, f"{type(exc).__name__}: {exc}", self._now())
             raise
+
+    def _now(self) -> float:
+        return self.clock.now().timestamp()
 
     # -- planning ---------------------------------------------------------------------------
 
@@ -380,9 +389,8 @@ class ProfileBuilder:
         scope = work.plan.scope
         facts = [r for r in book.alive if r.status == "active" and scope.may_see(r.visibility)]
         ts_of = {r.rowid: r.ts for r in work.rows}
-        now_ts = max(ts_of.values(), default=None)
-        now = db.to_datetime(now_ts)
-        since_ts = now_ts - self.config.status_days * 86400 if now_ts is not None else None
+        now = self.clock.now()
+        since_ts = now.timestamp() - self.config.status_days * 86400
         bio_facts = [
             BioFact(i, r.statement, r.first_person, r.attribute, r.value, db.to_datetime(r.newest))
             for i, r in enumerate(facts)
@@ -390,7 +398,7 @@ class ProfileBuilder:
         bio_topics = []
         for i, t in enumerate(work.plan.topics):
             stamps = [ts_of[m] for m in t.all_members if m in ts_of]
-            recent = sum(1 for s in stamps if since_ts is not None and s >= since_ts)
+            recent = sum(1 for s in stamps if s >= since_ts)
             bio_topics.append(
                 BioTopic(
                     key=i,

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -224,6 +223,7 @@ def start_build(
     full: bool,
     owner: str,
     writers: dict[str, str],
+    now: float,
 ) -> int:
     cur = conn.execute(
         "INSERT INTO profile_builds (scopes, mode, status, started_at, owner_name, writers)"
@@ -231,7 +231,7 @@ def start_build(
         (
             ",".join(str(s) for s in scopes),
             "full" if full else "incremental",
-            time.time(),
+            now,
             owner,
             json.dumps(writers),
         ),
@@ -239,17 +239,19 @@ def start_build(
     return int(cur.lastrowid or 0)
 
 
-def finish_build(conn: sqlite3.Connection, build_id: int, stats: dict[str, Any]) -> None:
+def finish_build(
+    conn: sqlite3.Connection, build_id: int, stats: dict[str, Any], now: float
+) -> None:
     conn.execute(
         "UPDATE profile_builds SET status = 'done', finished_at = ?, stats = ? WHERE id = ?",
-        (time.time(), json.dumps(stats), build_id),
+        (now, json.dumps(stats), build_id),
     )
 
 
-def fail_build(conn: sqlite3.Connection, build_id: int, error: str) -> None:
+def fail_build(conn: sqlite3.Connection, build_id: int, error: str, now: float) -> None:
     conn.execute(
         "UPDATE profile_builds SET status = 'failed', finished_at = ?, error = ? WHERE id = ?",
-        (time.time(), error, build_id),
+        (now, error, build_id),
     )
 
 
@@ -262,9 +264,8 @@ def last_build(conn: sqlite3.Connection) -> sqlite3.Row | None:
 # -- writing a plan ---------------------------------------------------------------------------
 
 
-def apply(conn: sqlite3.Connection, plan: BuildPlan) -> None:
+def apply(conn: sqlite3.Connection, plan: BuildPlan, now: float) -> None:
     """Write `plan` inside the caller's transaction, then check what audiences would see."""
-    now = time.time()
     missing = _missing(conn, plan.referenced_rowids())
     if missing:
         raise ProfileBuildConflict(

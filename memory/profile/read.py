@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+from core.clock import SYSTEM_CLOCK, Clock
 from memory.models import Visibility
 from memory.profile import db
 from memory.profile.bio import STATUS_DAYS, TemplateBioWriter, bio_request
@@ -34,9 +35,14 @@ class Profile:
     """The L1 profile of a store, as each audience may see it."""
 
     def __init__(
-        self, store: MemoryStore, owner_name: str | None = None, status_days: int = STATUS_DAYS
+        self,
+        store: MemoryStore,
+        owner_name: str | None = None,
+        status_days: int = STATUS_DAYS,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.store = store
+        self.clock = clock
         last = db.last_build(store.conn)
         self.owner_name = owner_name or (last["owner_name"] if last else "the owner")
         self.status_days = status_days
@@ -168,22 +174,15 @@ class Profile:
     def _fallback(
         self, scope: Scope, facts: tuple[FactView, ...], topics: tuple[TopicView, ...]
     ) -> tuple[BioView, ...]:
-        conn = self.store.conn
-        where, params = scope.memory_filter.sql("m")
-        newest = conn.execute(
-            f"SELECT max(coalesce(m.ts, m.created_at)) FROM memories m WHERE {where}", params
-        ).fetchone()[0]
-        now = db.to_datetime(newest)
-        since = now - timedelta(days=self.status_days) if now else None
-        recent: dict[int, int] = {}
-        if since is not None:
-            rows = conn.execute(
-                "SELECT tm.topic_id, count(*) FROM profile_topic_members tm"
-                " JOIN memories m ON m.rowid = tm.memory_rowid"
-                " WHERE coalesce(m.ts, m.created_at) >= ? GROUP BY tm.topic_id",
-                (since.timestamp(),),
-            )
-            recent = dict(rows.fetchall())
+        now = self.clock.now()
+        since = now - timedelta(days=self.status_days)
+        rows = self.store.conn.execute(
+            "SELECT tm.topic_id, count(*) FROM profile_topic_members tm"
+            " JOIN memories m ON m.rowid = tm.memory_rowid"
+            " WHERE coalesce(m.ts, m.created_at) >= ? GROUP BY tm.topic_id",
+            (since.timestamp(),),
+        )
+        recent: dict[int, int] = dict(rows.fetchall())
         active = [f for f in facts if f.status == "active"]
         request = bio_request(
             self.owner_name,

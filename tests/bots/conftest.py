@@ -100,6 +100,7 @@ class Speaker:
             user_id=str(self.user_id),
             user_name=self.name,
             text=text,
+            sent_at=self.core.twin.clock.now(),
             private=self.private,
             chat_title="" if self.private else "#general",
         )

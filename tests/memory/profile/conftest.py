@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from core.clock import FixedClock
 from memory.embed import SentenceTransformerEmbedder
 from memory.models import Visibility
 from memory.profile import BuildReport, ProfileBuilder
 from memory.store import MemoryStore
+from tests.conftest import PERSONA_NOW
 from twin.config import load_settings
 from twin.ingest import parse_paths, store_parsed
 
@@ -52,4 +54,4 @@ def persona_store(
 @pytest.fixture(scope="session")
 def persona_build(persona_store: MemoryStore) -> BuildReport:
     """The first, offline build of the persona's profile."""
-    return ProfileBuilder(persona_store, OWNER).build()
+    return ProfileBuilder(persona_store, OWNER, clock=FixedClock(PERSONA_NOW)).build()

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 
+from core.clock import FixedClock
 from memory.models import Visibility
 from memory.profile import BuildReport, Profile, ProfileBuilder, ProfileView, Scope
 from memory.profile.text import plain, topic_terms
 from memory.store import MemoryStore
+from tests.conftest import PERSONA_NOW
 from tests.memory.profile.conftest import OWNER, PRIVATE_STRINGS
 
 FRIEND = (Visibility.FRIENDS, Visibility.PUBLIC)
@@ -42,7 +44,7 @@ def test_first_build_covers_every_scope(persona_build: BuildReport) -> None:
 def test_topics_are_deterministic(persona_store: MemoryStore, persona_build: BuildReport) -> None:
     profile = Profile(persona_store)
     before = {s: topic_snapshot(profile.for_scope(s)) for s in Scope}
-    report = ProfileBuilder(persona_store, OWNER).build(full=True)
+    report = ProfileBuilder(persona_store, OWNER, clock=FixedClock(PERSONA_NOW)).build(full=True)
     assert report.mode == "full"
     after = {s: topic_snapshot(profile.for_scope(s)) for s in Scope}
     assert after == before
@@ -161,7 +163,7 @@ def test_an_incremental_build_with_nothing_new_changes_nothing(
     persona_store: MemoryStore, persona_build: BuildReport
 ) -> None:
     before = Profile(persona_store).for_scope(Scope.OWNER).to_json()
-    report = ProfileBuilder(persona_store, OWNER).build()
+    report = ProfileBuilder(persona_store, OWNER, clock=FixedClock(PERSONA_NOW)).build()
     assert report.fact_memories == 0
     assert all(s.new_memories == 0 and not s.bios_rebuilt for s in report.scopes)
     after = Profile(persona_store).for_scope(Scope.OWNER).to_json()

@@ -1,0 +1,1 @@
+"""The contracts every layer of the twin shares. Imports nothing else of the project."""
