@@ -1,7 +1,16 @@
-"""Progress bars for long work (rich, on stderr so piped output stays clean)."""
+"""Progress of long work: a rich bar on a terminal (on stderr, so piped output stays clean), and
+log lines when stderr is not a terminal (a pipe, a file, a service's journal), so that long work
+is never silent there either.
+
+Log lines go to the `twin.progress` logger: at the start, each time another tenth is done, and
+at the end. When nothing has configured logging (a plain `twin` command), they are written to
+stderr with a timestamp.
+"""
 
 from __future__ import annotations
 
+import logging
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -9,6 +18,35 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 err = Console(stderr=True)
+log = logging.getLogger("twin.progress")
+log.setLevel(logging.INFO)  # progress is what a log reader of long work wants to see
+LOG_STEPS = 10
+
+
+class ProgressReport:
+    """Reports `(done, total)` of the current piece of work; `describe` names that piece."""
+
+    def __init__(self, description: str, bar: Progress | None) -> None:
+        self.description = description
+        self._bar = bar
+        self._task = bar.add_task(description, total=None) if bar else None
+        self._logged: tuple[str, int, int] | None = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self._bar is not None and self._task is not None:
+            self._bar.update(self._task, description=self.description, completed=done, total=total)
+            return
+        step = done * LOG_STEPS // total if total > 0 else 0
+        mark = (self.description, total, step)
+        if mark == self._logged:
+            return
+        self._logged = mark
+        share = f" ({100 * done // total}%)" if total > 0 else ""
+        log.info("%s: %d/%d%s", self.description, done, total, share)
+
+    def describe(self, description: str) -> None:
+        """Name the work that follows (e.g. the source being embedded)."""
+        self.description = description
 
 
 def _bar() -> Progress:
@@ -23,24 +61,37 @@ def _bar() -> Progress:
 
 
 @contextmanager
-def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
-    """A progress bar; yields a `progress(done, total)` callback."""
-    with _bar() as bar:
-        task = bar.add_task(description, total=None)
+def _report(description: str) -> Iterator[ProgressReport]:
+    if err.is_terminal:
+        with _bar() as bar:
+            yield ProgressReport(description, bar)
+        return
+    handler = None
+    if not log.hasHandlers():
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        log.addHandler(handler)
+    try:
+        yield ProgressReport(description, None)
+    finally:
+        if handler is not None:
+            log.removeHandler(handler)
 
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
 
-        yield update
+@contextmanager
+def progress_bar(description: str) -> Iterator[ProgressReport]:
+    """Progress of one kind of work; yields a `progress(done, total)` callback."""
+    with _report(description) as report:
+        yield report
 
 
 @contextmanager
 def stage_progress() -> Iterator[Callable[[str, int, int], None]]:
-    """A progress bar for work in named stages; yields `progress(stage, done, total)`."""
-    with _bar() as bar:
-        task = bar.add_task("Starting", total=None)
+    """Progress of work in named stages; yields `progress(stage, done, total)`."""
+    with _report("Starting") as report:
 
         def update(stage: str, done: int, total: int) -> None:
-            bar.update(task, description=stage, completed=done, total=total)
+            report.describe(stage)
+            report(done, total)
 
         yield update

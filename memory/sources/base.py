@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Protocol
 
 from memory.models import ParsedSource
+
+MEGABYTE = 1024 * 1024
 
 
 class ImportFormatError(Exception):
@@ -20,12 +23,30 @@ class ImportFormatError(Exception):
         super().__init__(f"{location}: {problem}")
 
 
+class DateOrder(Enum):
+    """How a chat export without a date format of its own writes dates (WhatsApp: the phone's
+    locale)."""
+
+    DAY_FIRST = "day-first"
+    MONTH_FIRST = "month-first"
+    YEAR_FIRST = "year-first"
+
+
 @dataclass(frozen=True)
 class ImportOptions:
-    """Knobs importers share. Chunk sizes apply to documents (notes, PDFs)."""
+    """Knobs importers share. Chunk sizes apply to documents (notes, PDFs).
+
+    The size limits are checked when files are found (see `memory.sources.discover`): a Markdown
+    or text note above `max_note_bytes`, or any other file above `max_file_bytes`, is refused.
+    None means no limit. `date_order` settles how ambiguous chat dates are read; None decides
+    from the file.
+    """
 
     chunk_chars: int = 900
     chunk_overlap: int = 120
+    max_file_bytes: int | None = None
+    max_note_bytes: int | None = None
+    date_order: DateOrder | None = None
 
 
 class Importer(Protocol):

@@ -84,6 +84,8 @@ def _load_json(file: Path) -> Any:
         text = file.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ImportFormatError(file, f"byte {exc.start}", "not UTF-8 text") from exc
+    if not text.strip():
+        raise ImportFormatError(file, "", "empty file")
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

@@ -4,17 +4,24 @@ Each file becomes one source, chunked on its structure: headings, then paragraph
 ``chunk_chars``. Every chunk starts with a breadcrumb line ("Title › Heading › Subheading") so it
 stands alone in retrieval. Markdown may open with YAML front matter (title, date, tags,
 visibility).
+
+A note's source key is its path relative to the folder it was found in (``notes:journal/
+2026-03-01.md``; a note given by itself: its file name), never the absolute path, so the same
+folder copied elsewhere is the same notes. Text is read line by line and chunked as it is read,
+so a large file is never held in memory more than once over.
 """
 
 from __future__ import annotations
 
-import os
+import itertools
+import logging
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from contextlib import closing
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -28,6 +35,7 @@ PDF_SUFFIXES = frozenset({".pdf"})
 NOTE_SUFFIXES = MARKDOWN_SUFFIXES | TEXT_SUFFIXES | PDF_SUFFIXES
 BREADCRUMB_SEPARATOR = " › "
 SOURCE_ID_CHARS = 16
+KEY_PREFIX = "notes:"
 
 _HEADING = re.compile(r"^(?P<marks>#{1,6})\s+(?P<text>.+?)(?:\s+#+)?\s*$")
 _FENCE = re.compile(r"^\s*(```|~~~)")
@@ -35,6 +43,8 @@ _EMBED = re.compile(r"!\[\[[^\]]*\]\]")
 _WIKI_LINK = re.compile(r"\[\[(?P<target>[^\]|]*)(?:\|(?P<alias>[^\]]*))?\]\]")
 _DATE_IN_NAME = re.compile(r"(?<!\d)(\d{4})-(\d{2})-(\d{2})(?!\d)")
 _FRONT_MATTER_END = frozenset({"---", "..."})
+
+log = logging.getLogger(__name__)
 
 
 class NotesImporter:
@@ -51,27 +61,65 @@ class NotesImporter:
         return not looks_like_whatsapp(path)
 
     def parse(self, path: Path, options: ImportOptions) -> list[ParsedSource]:
-        """One ParsedSource per note file, each replacing its file's earlier chunks."""
-        if path.is_file():
-            if path.suffix.lower() not in NOTE_SUFFIXES:
-                raise ImportFormatError(
-                    path, "", "not a note (expected .md, .markdown, .txt, .pdf)"
+        """One ParsedSource per note: the file, or every note `discover` finds in the folder
+        (what it leaves out is logged; `twin ingest` lists it)."""
+        if path.is_dir():
+            from memory.sources.discover import discover  # discover builds on this module
+
+            found = discover([path], options, (self,))
+            for record in found.skipped:
+                log.warning("left out %s", record)
+            return [source for unit in found.units for source in unit.parse(options)]
+        if path.suffix.lower() not in NOTE_SUFFIXES:
+            raise ImportFormatError(path, "", "not a note (expected .md, .markdown, .txt, .pdf)")
+        return [self.parse_note(path, path.parent, options)]
+
+    def parse_note(self, file: Path, root: Path, options: ImportOptions) -> ParsedSource:
+        """The note `file`, named by its path relative to `root` (the folder it was found in).
+
+        A re-import replaces the note's earlier chunks.
+        """
+        key = note_key(file, root)
+        kind, title, front, paragraphs = _read_note(file)
+        timestamp = front.timestamp or _date_from_name(file.stem) or _mtime(file)
+        drafts: list[MemoryDraft] = []
+        seen: set[str] = set()
+        with closing(paragraphs):
+            for headings, chunk in _chunks(title, paragraphs, options):
+                source_id = content_hash(chunk)[:SOURCE_ID_CHARS]
+                if source_id in seen:
+                    continue  # the same text twice in one note is one memory
+                seen.add(source_id)
+                meta = {"title": title}
+                if front.tags:
+                    meta["tags"] = ",".join(front.tags)
+                if headings:
+                    meta["heading"] = headings[-1]
+                drafts.append(
+                    MemoryDraft(
+                        text=chunk,
+                        kind=kind,
+                        source_id=source_id,
+                        timestamp=timestamp,
+                        thread=key,
+                        visibility=front.visibility,
+                        is_owner=True,
+                        meta=meta,
+                    )
                 )
-            files = [path]
-        elif path.is_dir():
-            files = list(_note_files(path))
-        else:
-            raise ImportFormatError(path, "", "no such file or folder")
-        return [_parse_file(file, options) for file in files]
+        source = SourceRef(key=key, kind="notes", name=title, path=str(file.resolve()))
+        return ParsedSource(
+            source=source, drafts=drafts, replaces_missing=True, skipped=0 if drafts else 1
+        )
 
 
-def _note_files(root: Path) -> Iterator[Path]:
-    """Note files under `root` in a stable order, leaving out hidden files and folders."""
-    for folder, subfolders, names in os.walk(root):
-        subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
-        for name in sorted(names):
-            if not name.startswith(".") and Path(name).suffix.lower() in NOTE_SUFFIXES:
-                yield Path(folder) / name
+def note_key(file: Path, root: Path) -> str:
+    """'notes:' and the note's path relative to `root`, with forward slashes."""
+    try:
+        relative = file.relative_to(root)
+    except ValueError:
+        relative = Path(file.name)
+    return KEY_PREFIX + relative.as_posix()
 
 
 @dataclass(frozen=True)
@@ -84,85 +132,62 @@ class FrontMatter:
     visibility: Visibility | None = None
 
 
-@dataclass
-class Section:
-    """The text under one heading: its heading path and its paragraphs."""
+class Paragraph(NamedTuple):
+    """One paragraph of a note, with the headings above it. `section` counts the note's
+    sections, so two sections under equal headings stay apart. (A tuple: a large note has
+    tens of thousands.)"""
 
+    section: int
     headings: tuple[str, ...]
-    paragraphs: list[str] = field(default_factory=list)
+    text: str
 
 
-def _parse_file(file: Path, options: ImportOptions) -> ParsedSource:
-    kind, title, front, sections = _read_note(file)
-    resolved = file.resolve()
-    key = f"notes:{resolved}"
-    timestamp = front.timestamp or _date_from_name(file.stem) or _mtime(file)
-    drafts: list[MemoryDraft] = []
-    seen: set[str] = set()
-    for section, chunk in _chunks(title, sections, options):
-        source_id = content_hash(chunk)[:SOURCE_ID_CHARS]
-        if source_id in seen:
-            continue  # the same text twice in one note is one memory
-        seen.add(source_id)
-        meta = {"title": title}
-        if front.tags:
-            meta["tags"] = ",".join(front.tags)
-        if section.headings:
-            meta["heading"] = section.headings[-1]
-        drafts.append(
-            MemoryDraft(
-                text=chunk,
-                kind=kind,
-                source_id=source_id,
-                timestamp=timestamp,
-                thread=key,
-                visibility=front.visibility,
-                is_owner=True,
-                meta=meta,
-            )
-        )
-    source = SourceRef(key=key, kind="notes", name=title, path=str(resolved))
-    return ParsedSource(
-        source=source, drafts=drafts, replaces_missing=True, skipped=0 if drafts else 1
-    )
-
-
-def _read_note(file: Path) -> tuple[Kind, str, FrontMatter, list[Section]]:
-    """What kind of memory the file gives, its title, front matter and sections."""
+def _read_note(file: Path) -> tuple[Kind, str, FrontMatter, Iterator[Paragraph]]:
+    """What kind of memory the file gives, its title, front matter and paragraphs (read as
+    they are consumed)."""
     if file.suffix.lower() in PDF_SUFFIXES:
-        title, sections = _read_pdf(file)
-        return Kind.DOCUMENT, title or file.stem, FrontMatter(), sections
-    text = _read_text(file)
+        title, paragraphs = _read_pdf(file)
+        return Kind.DOCUMENT, title or file.stem, FrontMatter(), paragraphs
+    lines = _text_lines(file)
     if file.suffix.lower() not in MARKDOWN_SUFFIXES:
-        return Kind.NOTE, file.stem, FrontMatter(), [Section((), _paragraphs(text.split("\n")))]
-    front, body = _split_front_matter(file, text)
-    title, sections = _markdown_sections(_render_links(body))
-    return Kind.NOTE, front.title or title or file.stem, front, sections
+        return Kind.NOTE, file.stem, FrontMatter(), _paragraphs(lines, markdown=False)
+    front, body = _split_front_matter(file, lines)
+    title, rest = _title(_render_links(line) if "[[" in line else line for line in body)
+    return Kind.NOTE, front.title or title or file.stem, front, _paragraphs(rest, markdown=True)
 
 
 def _chunks(
-    title: str, sections: list[Section], options: ImportOptions
-) -> Iterator[tuple[Section, str]]:
-    """Each section's chunks, every one opening with its breadcrumb line."""
-    for section in sections:
-        crumb = BREADCRUMB_SEPARATOR.join((title, *section.headings))
+    title: str, paragraphs: Iterator[Paragraph], options: ImportOptions
+) -> Iterator[tuple[tuple[str, ...], str]]:
+    """Each section's chunks with its headings, every chunk opening with its breadcrumb line."""
+    for _, section in itertools.groupby(paragraphs, key=lambda paragraph: paragraph.section):
+        headings, texts = _section_texts(section)
+        crumb = BREADCRUMB_SEPARATOR.join((title, *headings))
         # Keep whole chunks near chunk_chars, but never starve the body of a deep heading.
         budget = max(options.chunk_chars - len(crumb) - 1, options.chunk_chars // 2)
-        for body in _pack(section.paragraphs, budget, options.chunk_overlap):
-            yield section, f"{crumb}\n{body}"
+        for body in _pack(texts, budget, options.chunk_overlap):
+            yield headings, f"{crumb}\n{body}"
 
 
-def _read_text(file: Path) -> str:
-    raw = file.read_bytes()
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise ImportFormatError(file, f"line {line}", "not UTF-8 text") from exc
+def _section_texts(section: Iterator[Paragraph]) -> tuple[tuple[str, ...], Iterator[str]]:
+    """The headings of one section's paragraphs, and their texts (as they are read)."""
+    first = next(section)
+    return first.headings, itertools.chain([first.text], (p.text for p in section))
 
 
-def _read_pdf(file: Path) -> tuple[str | None, list[Section]]:
-    """The PDF's title (from its metadata) and one section per page with text."""
+def _text_lines(file: Path) -> Iterator[str]:
+    """The file's lines without their line ends, read one at a time."""
+    with file.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                raise ImportFormatError(file, f"line {number}", "not UTF-8 text") from exc
+            yield line.rstrip("\r\n")
+
+
+def _read_pdf(file: Path) -> tuple[str | None, Iterator[Paragraph]]:
+    """The PDF's title (from its metadata) and its paragraphs, one section per page."""
     from pypdf import PdfReader  # imported here: only PDF imports pay for it
 
     try:
@@ -175,26 +200,28 @@ def _read_pdf(file: Path) -> tuple[str | None, list[Section]]:
     # pypdf reports a damaged file through many exception types, not only PdfReadError.
     except Exception as exc:
         raise ImportFormatError(file, "", f"not a readable PDF: {exc}") from exc
-    sections = [
-        Section((f"page {number}",), _paragraphs(text.split("\n")))
+    paragraphs = (
+        Paragraph(number, (f"page {number}",), paragraph.text)
         for number, text in enumerate(pages, start=1)
-        if text.strip()
-    ]
-    return (title.strip() if isinstance(title, str) and title.strip() else None), sections
-
-
-def _split_front_matter(file: Path, text: str) -> tuple[FrontMatter, str]:
-    """The front matter (if the note opens with a '---' block) and the rest of the note."""
-    lines = text.split("\n")
-    if lines[0].strip() != "---":
-        return FrontMatter(), text
-    end = next(
-        (index for index in range(1, len(lines)) if lines[index].strip() in _FRONT_MATTER_END),
-        None,
+        for paragraph in _paragraphs(iter(text.split("\n")), markdown=False)
     )
-    if end is None:
+    return (title.strip() if isinstance(title, str) and title.strip() else None), paragraphs
+
+
+def _split_front_matter(file: Path, lines: Iterator[str]) -> tuple[FrontMatter, Iterator[str]]:
+    """The front matter (if the note opens with a '---' block) and the rest of the note."""
+    first = next(lines, None)
+    if first is None:
+        return FrontMatter(), iter(())
+    if first.strip() != "---":
+        return FrontMatter(), itertools.chain([first], lines)
+    block: list[str] = []
+    for line in lines:
+        if line.strip() in _FRONT_MATTER_END:
+            break
+        block.append(line)
+    else:
         raise ImportFormatError(file, "line 1", "front matter is not closed by a '---' line")
-    block = lines[1:end]
     try:
         data = yaml.safe_load("\n".join(block))
     except yaml.YAMLError as exc:
@@ -207,7 +234,7 @@ def _split_front_matter(file: Path, text: str) -> tuple[FrontMatter, str]:
         data = {}
     if not isinstance(data, dict):
         raise ImportFormatError(file, "line 2", "front matter must be 'key: value' lines")
-    return _front_matter(file, data, block), "\n".join(lines[end + 1 :])
+    return _front_matter(file, data, block), lines
 
 
 def _key_line(block: list[str], key: str) -> str:
@@ -299,97 +326,81 @@ def _render_links(text: str) -> str:
     return _WIKI_LINK.sub(shown, _EMBED.sub("", text))
 
 
-def _markdown_sections(body: str) -> tuple[str | None, list[Section]]:
-    """The note's title (a leading '# Heading') and its sections, split on ATX headings.
-
-    Headings inside fenced code blocks are text, not structure.
-    """
-    lines = body.split("\n")
-    title = None
-    first = next((index for index, line in enumerate(lines) if line.strip()), None)
-    if first is not None:
-        heading = _HEADING.match(lines[first])
-        if heading and len(heading.group("marks")) == 1:
-            title = heading.group("text").strip()
-            lines = lines[first + 1 :]
-
-    sections: list[Section] = []
-    stack: list[tuple[int, str]] = []
-    current: list[str] = []
-    in_fence = False
-
-    def close() -> None:
-        paragraphs = _paragraphs(current)
-        if paragraphs:
-            sections.append(Section(tuple(text for _, text in stack), paragraphs))
-        current.clear()
-
+def _title(lines: Iterator[str]) -> tuple[str | None, Iterator[str]]:
+    """The note's title (a leading '# Heading') and the lines after it; without such a
+    heading, no title and all the lines."""
     for line in lines:
-        if _FENCE.match(line):
-            in_fence = not in_fence
-        heading = None if in_fence else _HEADING.match(line)
-        if heading:
-            close()
-            level = len(heading.group("marks"))
-            while stack and stack[-1][0] >= level:
-                stack.pop()
-            stack.append((level, heading.group("text").strip()))
-        else:
-            current.append(line)
-    close()
-    return title, sections
+        if not line.strip():
+            continue  # blank lines before the first text separate nothing
+        heading = _HEADING.match(line)
+        if heading and len(heading.group("marks")) == 1:
+            return heading.group("text").strip(), lines
+        return None, itertools.chain([line], lines)
+    return None, iter(())
 
 
-def _paragraphs(lines: list[str]) -> list[str]:
-    """Blank-line separated blocks; a fenced code block stays whole."""
-    paragraphs: list[str] = []
+def _paragraphs(lines: Iterator[str], *, markdown: bool) -> Iterator[Paragraph]:
+    """Blank-line separated blocks with the headings above them; a fenced code block stays
+    whole, and headings inside it are text. Plain text has no headings."""
+    stack: list[tuple[int, str]] = []
+    headings: tuple[str, ...] = ()
+    section = 0
     block: list[str] = []
     in_fence = False
+
+    def paragraph() -> Paragraph | None:
+        text = "\n".join(block).strip()
+        block.clear()
+        return Paragraph(section, headings, text) if text else None
+
     for line in lines:
         if _FENCE.match(line):
             in_fence = not in_fence
-        if not line.strip() and not in_fence:
-            if block:
-                paragraphs.append("\n".join(block).strip())
-                block = []
+        heading = _HEADING.match(line) if markdown and not in_fence else None
+        if heading or (not line.strip() and not in_fence):
+            if block and (done := paragraph()):
+                yield done
+            if heading:
+                section += 1
+                level = len(heading.group("marks"))
+                while stack and stack[-1][0] >= level:
+                    stack.pop()
+                stack.append((level, heading.group("text").strip()))
+                headings = tuple(text for _, text in stack)
         else:
             block.append(line.rstrip())
-    if block:
-        paragraphs.append("\n".join(block).strip())
-    return [paragraph for paragraph in paragraphs if paragraph]
+    if block and (done := paragraph()):
+        yield done
 
 
-def _pack(paragraphs: list[str], budget: int, overlap: int) -> list[str]:
+def _pack(paragraphs: Iterable[str], budget: int, overlap: int) -> Iterator[str]:
     """Paragraphs joined into chunks of at most `budget` characters.
 
     Only a paragraph longer than the budget is cut, into windows that overlap by `overlap`
     characters so that a sentence across a cut is whole in one of them.
     """
-    chunks: list[str] = []
     current: list[str] = []
     size = 0
     for paragraph in paragraphs:
         if len(paragraph) > budget:
             if current:
-                chunks.append("\n\n".join(current))
+                yield "\n\n".join(current)
                 current, size = [], 0
-            chunks.extend(_windows(paragraph, budget, overlap))
+            yield from _windows(paragraph, budget, overlap)
             continue
         added = len(paragraph) + (2 if current else 0)
         if current and size + added > budget:
-            chunks.append("\n\n".join(current))
+            yield "\n\n".join(current)
             current, size, added = [], 0, len(paragraph)
         current.append(paragraph)
         size += added
     if current:
-        chunks.append("\n\n".join(current))
-    return chunks
+        yield "\n\n".join(current)
 
 
-def _windows(text: str, size: int, overlap: int) -> list[str]:
+def _windows(text: str, size: int, overlap: int) -> Iterator[str]:
     """`text` cut into pieces of at most `size` characters, at spaces where possible."""
     overlap = max(0, min(overlap, size // 2))
-    pieces = []
     start = 0
     while start < len(text):
         end = min(start + size, len(text))
@@ -397,11 +408,11 @@ def _windows(text: str, size: int, overlap: int) -> list[str]:
             space = text.rfind(" ", start + size // 2, end)
             if space > start:
                 end = space
-        pieces.append(text[start:end].strip())
+        if piece := text[start:end].strip():
+            yield piece
         if end >= len(text):
             break
         next_start = max(end - overlap, start + 1)
         # Begin the next piece at a word, inside the overlap if there is a space there.
         space = text.find(" ", next_start, end)
         start = space + 1 if space != -1 else next_start
-    return [piece for piece in pieces if piece]

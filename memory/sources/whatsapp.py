@@ -6,20 +6,23 @@ hi``, where lines and attachments carry U+200E marks. A line that does not start
 continues the message above it.
 
 The export has no ids and no time zone: times are the phone's local time and are read as UTC;
-each message gets an id made from its time, author and text (plus a counter for repeats).
+each message gets an id made from its time, author and text (plus a counter for repeats). Nor
+does it say whether dates are day or month first: the whole file decides (a field above 12
+settles it), and a chat whose dates cannot tell is read day first with a warning, unless
+`ImportOptions.date_order` says otherwise.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import Enum
 from pathlib import Path
 
 from memory.models import Kind, MemoryDraft, ParsedSource, SourceRef
-from memory.sources.base import ImportFormatError, ImportOptions
+from memory.sources.base import DateOrder, ImportFormatError, ImportOptions
 
 PEEK_BYTES = 64 * 1024
 
@@ -70,14 +73,22 @@ _QUOTED_EVENT = re.compile(
     r".*[\"“]"
 )
 _CHAT_FILE_NAME = re.compile(r"^WhatsApp Chat (?:with|-) (?P<name>.+)$")
-
-
-class DateOrder(Enum):
-    """How the export writes dates; it depends on the phone's locale."""
-
-    DAY_FIRST = "day-first"
-    MONTH_FIRST = "month-first"
-    YEAR_FIRST = "year-first"
+# What a browser or a file manager appends to a second copy: "WhatsApp Chat with Sam (1)".
+_COPY_SUFFIX = re.compile(r"\s\(\d+\)$")
+_MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
 
 
 @dataclass
@@ -127,12 +138,12 @@ class WhatsAppImporter:
         """The chat in the file as one ParsedSource.
 
         Whether dates are day-first or month-first is decided from the whole file: a first
-        field above 12 means day-first, a second field above 12 month-first; if nothing
-        decides, day-first (what most locales use).
+        field above 12 means day-first, a second field above 12 month-first. If nothing
+        decides, `options.date_order`, else day-first (what most locales use) with a warning
+        that says so.
         """
-        lines = _read_lines(path)
-        raw_messages = _group_lines(path, lines)
-        order = _date_order(raw_messages)
+        raw_messages = _group_lines(path, _read_lines(path))
+        order, warning = _date_order(path, raw_messages, options.date_order)
         chat = chat_name(path)
         key = f"whatsapp:{chat}"
 
@@ -164,30 +175,39 @@ class WhatsAppImporter:
                 )
             )
         source = SourceRef(key=key, kind="whatsapp", name=f"WhatsApp: {chat}", path=str(path))
-        return [ParsedSource(source=source, drafts=drafts, skipped=skipped)]
+        warnings = (warning,) if warning else ()
+        return [ParsedSource(source=source, drafts=drafts, skipped=skipped, warnings=warnings)]
 
 
 def chat_name(path: Path) -> str:
-    """'WhatsApp Chat with Sam.txt' → 'Sam'; iOS's '_chat.txt' takes its folder's name."""
+    """'WhatsApp Chat with Sam.txt' → 'Sam'; iOS's '_chat.txt' takes its folder's name. A
+    second download of the same chat ('… with Sam (1).txt') is the same chat."""
     stem = path.stem
     if stem == "_chat":
         stem = path.resolve().parent.name
+    stem = _COPY_SUFFIX.sub("", stem)
     found = _CHAT_FILE_NAME.match(stem)
     return found.group("name").strip() if found else stem
 
 
-def _read_lines(path: Path) -> list[str]:
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ImportFormatError(path, f"byte {exc.start}", "not UTF-8 text") from exc
-    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+def _read_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """The file's lines and their numbers, read one at a time (a lone CR ends a line too)."""
+    number = 0
+    with path.open("rb") as handle:
+        for raw in handle:
+            try:
+                text = raw.decode("utf-8-sig" if number == 0 else "utf-8")
+            except UnicodeDecodeError as exc:
+                raise ImportFormatError(path, f"line {number + 1}", "not UTF-8 text") from exc
+            for line in text.removesuffix("\n").removesuffix("\r").split("\r"):
+                number += 1
+                yield number, line
 
 
-def _group_lines(path: Path, lines: list[str]) -> list[_RawMessage]:
+def _group_lines(path: Path, lines: Iterator[tuple[int, str]]) -> list[_RawMessage]:
     """Message lines with their continuation lines. The first non-empty line must be a message."""
     messages: list[_RawMessage] = []
-    for number, line in enumerate(lines, start=1):
+    for number, line in lines:
         found = match_message_line(line)
         if found:
             messages.append(_RawMessage(line=number, match=found, lines=[found.group("rest")]))
@@ -205,14 +225,70 @@ def _group_lines(path: Path, lines: list[str]) -> list[_RawMessage]:
     return messages
 
 
-def _date_order(messages: list[_RawMessage]) -> DateOrder:
-    if any(len(raw.match.group("f1")) == 4 for raw in messages):
-        return DateOrder.YEAR_FIRST
-    if any(int(raw.match.group("f1")) > 12 for raw in messages):
-        return DateOrder.DAY_FIRST
-    if any(int(raw.match.group("f2")) > 12 for raw in messages):
-        return DateOrder.MONTH_FIRST
-    return DateOrder.DAY_FIRST
+def _date_text(raw: _RawMessage) -> str:
+    """The date as the line writes it, e.g. '03/04/2025'."""
+    return raw.match.string[raw.match.start("f1") : raw.match.end("f3")]
+
+
+def _date_order(
+    path: Path, messages: list[_RawMessage], assumed: DateOrder | None
+) -> tuple[DateOrder, str | None]:
+    """How the file writes its dates, and a warning when that had to be assumed.
+
+    Every date of one export is written the same way, so a line that breaks the pattern set by
+    the lines before it is the one reported.
+    """
+    first = messages[0]
+    year_first = len(first.match.group("f1")) == 4
+    for raw in messages:
+        if (len(raw.match.group("f1")) == 4) != year_first:
+            style = "with the year first" if year_first else "with the year last"
+            raise ImportFormatError(
+                path,
+                f"line {raw.line}",
+                f"date {_date_text(raw)!r} is not written like the dates before it "
+                f"(line {first.line}: {_date_text(first)!r}, {style}); one export writes "
+                "every date the same way",
+            )
+    if year_first:
+        return DateOrder.YEAR_FIRST, None
+
+    proof: dict[DateOrder, _RawMessage] = {}
+    for raw in messages:
+        f1, f2 = int(raw.match.group("f1")), int(raw.match.group("f2"))
+        if f1 > 12 and f2 > 12:
+            raise ImportFormatError(
+                path,
+                f"line {raw.line}",
+                f"{_date_text(raw)!r} is neither a day-first nor a month-first date",
+            )
+        if f1 > 12:
+            proof.setdefault(DateOrder.DAY_FIRST, raw)
+        if f2 > 12:
+            proof.setdefault(DateOrder.MONTH_FIRST, raw)
+        if len(proof) == 2:
+            other = next(order for order, at in proof.items() if at is not raw)
+            earlier = proof[other]
+            raise ImportFormatError(
+                path,
+                f"line {raw.line}",
+                f"{_date_text(raw)!r} can only be {_other(other).value}, but line "
+                f"{earlier.line} ({_date_text(earlier)!r}) can only be {other.value}; one "
+                "export writes every date the same way",
+            )
+    if proof:
+        return next(iter(proof)), None
+    if assumed in (DateOrder.DAY_FIRST, DateOrder.MONTH_FIRST):
+        return assumed, None
+    example = _timestamp(path, first, DateOrder.DAY_FIRST)
+    return DateOrder.DAY_FIRST, (
+        f"no date in this chat tells day from month (none is above 12): read day first, so "
+        f"{_date_text(first)!r} is {example.day} {_MONTHS[example.month - 1]} {example.year}"
+    )
+
+
+def _other(order: DateOrder) -> DateOrder:
+    return DateOrder.MONTH_FIRST if order is DateOrder.DAY_FIRST else DateOrder.DAY_FIRST
 
 
 def _timestamp(path: Path, raw: _RawMessage, order: DateOrder) -> datetime:

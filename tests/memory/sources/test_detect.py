@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from memory.sources import IMPORTERS, ImportFormatError, detect_format, get_importer
+from memory.sources import (
+    IMPORTERS,
+    ImportFormatError,
+    ImportOptions,
+    detect_format,
+    get_importer,
+)
 from tests.memory.sources.conftest import pdf_bytes
 
 TELEGRAM_CHAT = {
@@ -137,3 +143,35 @@ def test_unknown_formats_are_refused(write_text, name, content):
 def test_missing_path_is_refused(tmp_path):
     with pytest.raises(ImportFormatError, match="no such file"):
         detect_format(tmp_path / "nowhere.json")
+
+
+@pytest.mark.parametrize("content", ["", "\n  \n", "\ufeff"])
+def test_an_empty_file_is_called_empty(write_text, content):
+    path = write_text("export.json", content)
+
+    with pytest.raises(ImportFormatError) as exc:
+        detect_format(path)
+    assert exc.value.path == str(path)
+    assert exc.value.problem == "empty file"
+
+
+def test_broken_links_are_named_for_what_they_are(tmp_path):
+    dangling = tmp_path / "note.md"
+    dangling.symlink_to(tmp_path / "moved-away.md")
+    loop = tmp_path / "loop.md"
+    loop.symlink_to(loop)
+
+    with pytest.raises(ImportFormatError, match=r"broken symbolic link \(points to .*moved-away"):
+        detect_format(dangling)
+    with pytest.raises(ImportFormatError, match="symbolic link loop"):
+        detect_format(loop)
+
+
+@pytest.mark.parametrize("importer", ["discord", "telegram"])
+def test_parsing_an_empty_json_export_says_it_is_empty(write_text, importer):
+    path = write_text("export.json", " \n")
+
+    with pytest.raises(ImportFormatError) as exc:
+        get_importer(importer).parse(path, ImportOptions())
+    assert exc.value.path == str(path)
+    assert exc.value.problem == "empty file"

@@ -68,8 +68,9 @@ def test_note_source_and_draft_fields(importer, write_text):
 
     [parsed] = importer.parse(path, ImportOptions())
 
-    key = f"notes:{path.resolve()}"
+    key = "notes:dive.md"  # by its name, not where it is on disk
     assert parsed.source.key == key
+    assert parsed.source.path == str(path.resolve())
     assert parsed.source.kind == "notes"
     assert parsed.source.name == "Dive log — Arrábida"
     assert parsed.replaces_missing is True
@@ -111,6 +112,12 @@ def test_folder_is_read_recursively_skipping_hidden_and_other_files(importer, wr
         "Reef Survey",
         "Sesimbra",
         "ideas",
+    ]
+    assert sorted(p.source.key for p in parsed) == [
+        "notes:dive.md",
+        "notes:ideas.txt",
+        "notes:reef.pdf",
+        "notes:trips/2023-11-05 Sesimbra.markdown",
     ]
     sesimbra = next(p for p in parsed if p.source.name == "Sesimbra")
     assert sesimbra.drafts[0].text == "Sesimbra\nCalm sea, octopus at 9 m."
@@ -268,3 +275,42 @@ def test_non_utf8_text_is_an_error_with_its_line(importer, tmp_path):
     with pytest.raises(ImportFormatError) as exc:
         importer.parse(path, ImportOptions())
     assert_error(exc, path, "line 2")
+
+
+def test_links_in_a_notes_folder_that_lead_nowhere_are_left_out_not_raised(
+    importer, write_text, tmp_path, caplog
+):
+    write_text("vault/kept.md", "# Kept\n\nStill here.\n")
+    (tmp_path / "vault" / "moved.md").symlink_to(tmp_path / "elsewhere" / "moved.md")
+    (tmp_path / "vault" / "loop.md").symlink_to(tmp_path / "vault" / "loop.md")
+
+    with caplog.at_level("WARNING", logger="memory.sources.notes"):
+        parsed = importer.parse(tmp_path / "vault", ImportOptions())
+
+    assert [p.source.key for p in parsed] == ["notes:kept.md"]
+    logged = "\n".join(caplog.messages)
+    assert "loop.md: symbolic link loop" in logged
+    assert "moved.md: broken symbolic link" in logged
+
+
+def test_a_note_is_named_relative_to_the_folder_it_was_found_in(importer, write_text, tmp_path):
+    path = write_text("vault/journal/2024-03-02.md", "Calm day.\n")
+
+    found = importer.parse_note(path, tmp_path / "vault", ImportOptions())
+    alone = importer.parse_note(path, path.parent, ImportOptions())
+
+    assert found.source.key == "notes:journal/2024-03-02.md"
+    assert found.drafts[0].thread == "notes:journal/2024-03-02.md"
+    assert alone.source.key == "notes:2024-03-02.md"
+    assert found.source.path == alone.source.path == str(path.resolve())
+
+
+def test_windows_line_ends_read_like_unix_ones(importer, write_text):
+    unix = write_text("unix.md", DIVE_LOG)
+    windows = write_text("windows.md", DIVE_LOG.replace("\n", "\r\n"))
+
+    [a] = importer.parse(unix, ImportOptions())
+    [b] = importer.parse(windows, ImportOptions())
+
+    assert [d.text for d in a.drafts] == [d.text for d in b.drafts]
+    assert a.drafts[0].visibility is b.drafts[0].visibility is Visibility.FRIENDS

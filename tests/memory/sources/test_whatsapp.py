@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from memory.models import Kind
-from memory.sources.base import ImportFormatError, ImportOptions
+from memory.sources.base import DateOrder, ImportFormatError, ImportOptions
 from memory.sources.whatsapp import WhatsAppImporter, chat_name
 
 LRM = "\u200e"
@@ -231,3 +231,81 @@ def test_impossible_time_is_an_error_with_its_line(importer, write_text):
     with pytest.raises(ImportFormatError) as exc:
         importer.parse(path, ImportOptions())
     assert exc.value.where == "line 3"
+
+
+def test_ambiguous_dates_carry_a_warning_saying_what_was_assumed(importer, write_text):
+    path = write_text("chat.txt", "03/04/2025, 10:00 - Sam: hi\n05/04/2025, 11:00 - Ana: hello\n")
+
+    [parsed] = importer.parse(path, ImportOptions())
+
+    assert parsed.drafts[0].timestamp == datetime(2025, 4, 3, 10, 0, tzinfo=UTC)
+    (warning,) = parsed.warnings
+    assert "read day first, so '03/04/2025' is 3 April 2025" in warning
+
+
+def test_the_date_order_can_be_given_for_a_chat_that_cannot_tell(importer, write_text):
+    path = write_text("chat.txt", "03/04/2025, 10:00 - Sam: hi\n05/04/2025, 11:00 - Ana: hello\n")
+
+    [parsed] = importer.parse(path, ImportOptions(date_order=DateOrder.MONTH_FIRST))
+
+    assert [d.timestamp for d in parsed.drafts] == [
+        datetime(2025, 3, 4, 10, 0, tzinfo=UTC),
+        datetime(2025, 5, 4, 11, 0, tzinfo=UTC),
+    ]
+    assert parsed.warnings == ()
+
+
+def test_a_chat_whose_dates_tell_is_read_their_way_without_a_warning(importer, write_text):
+    text = "03/04/2025, 10:00 - Sam: hi\n25/04/2025, 11:00 - Ana: hello\n"
+
+    # the file says day-first (25 is no month); a given order is only for chats that cannot tell
+    [parsed] = importer.parse(
+        write_text("chat.txt", text), ImportOptions(date_order=DateOrder.MONTH_FIRST)
+    )
+
+    assert parsed.drafts[0].timestamp == datetime(2025, 4, 3, 10, 0, tzinfo=UTC)
+    assert parsed.warnings == ()
+
+
+def test_a_later_line_with_another_date_style_is_the_one_blamed(importer, write_text):
+    path = write_text(
+        "chat.txt",
+        "31/12/2023, 21:15 - Sam: hi\n31/12/2023, 21:16 - Ana: hello\n"
+        "2024-01-01, 00:00 - Sam: happy new year\n",
+    )
+
+    with pytest.raises(ImportFormatError) as exc:
+        importer.parse(path, ImportOptions())
+    assert exc.value.where == "line 3"
+    assert "'2024-01-01' is not written like the dates before it" in exc.value.problem
+    assert "line 1: '31/12/2023', with the year last" in exc.value.problem
+
+
+def test_dates_that_contradict_each_other_name_both_lines(importer, write_text):
+    path = write_text(
+        "chat.txt",
+        "01/02/2024, 10:00 - Sam: hi\n13/02/2024, 10:00 - Sam: day first\n"
+        "02/14/2024, 10:00 - Ana: month first\n",
+    )
+
+    with pytest.raises(ImportFormatError) as exc:
+        importer.parse(path, ImportOptions())
+    assert exc.value.where == "line 3"
+    assert exc.value.problem.startswith(
+        "'02/14/2024' can only be month-first, but line 2 ('13/02/2024') can only be day-first"
+    )
+
+
+def test_non_utf8_is_an_error_with_its_line(importer, tmp_path):
+    path = tmp_path / "chat.txt"
+    path.write_bytes("31/12/2023, 21:15 - Sam: hi\n31/12/2023, 21:16 - Sam: olá\n".encode("cp1252"))
+
+    with pytest.raises(ImportFormatError) as exc:
+        importer.parse(path, ImportOptions())
+    assert exc.value.where == "line 2"
+    assert exc.value.problem == "not UTF-8 text"
+
+
+def test_a_second_download_of_a_chat_is_the_same_chat(tmp_path):
+    assert chat_name(tmp_path / "WhatsApp Chat with Sam (1).txt") == "Sam"
+    assert chat_name(tmp_path / "WhatsApp Chat - Dive Club (2)" / "_chat.txt") == "Dive Club"
