@@ -1,12 +1,13 @@
 """Versioned schema of the memory database, applied in order when a store opens it.
 
-Each migration is a SQL script run in one transaction; `PRAGMA user_version` records how far a
-database has come. Never edit a migration that has shipped: add the next one.
+Each migration is a SQL script run in one write transaction; `PRAGMA user_version` records how
+far a database has come. Never edit a migration that has shipped: add the next one.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable, Iterator
 
 MIGRATIONS: list[str] = [
     # 1: L0 memories with provenance, their sources, ingestion runs, tombstones, full-text search
@@ -275,6 +276,25 @@ MIGRATIONS: list[str] = [
         WHERE id IN (SELECT bio_id FROM profile_bio_topics WHERE topic_id = old.id);
     END;
     """,
+    # 3: keeping the vector index in step with SQLite across processes and crashes. Writers commit
+    # rows with `embeddings.indexed = 0` and removed ids in `index_removals`, then bring Chroma in
+    # step and clear both; whatever a crash leaves there is replayed on the next open.
+    # `index_state.generation` counts writes to the index, so that a process notices another one
+    # wrote to it (Chroma keeps its graph in memory per process) and reloads before using it.
+    """
+    CREATE TABLE index_state (
+        id         INTEGER PRIMARY KEY CHECK (id = 1),
+        generation INTEGER NOT NULL
+    );
+    INSERT INTO index_state (id, generation) VALUES (1, 0);
+
+    CREATE TABLE index_removals (
+        memory_id TEXT PRIMARY KEY
+    ) WITHOUT ROWID;
+
+    -- counting vectors per model and state without reading their blobs
+    CREATE INDEX embeddings_model ON embeddings(model, indexed);
+    """,
 ]
 
 
@@ -282,11 +302,18 @@ def schema_version(conn: sqlite3.Connection) -> int:
     return conn.execute("PRAGMA user_version").fetchone()[0]
 
 
-def migrate(conn: sqlite3.Connection, migrations: list[str] | None = None) -> int:
+def migrate(
+    conn: sqlite3.Connection,
+    migrations: list[str] | None = None,
+    begin: Callable[[], object] | None = None,
+) -> int:
     """Bring the database up to the latest schema; returns the version it ends at.
 
-    Each step runs in its own transaction together with the version bump, so a failed step leaves
-    the database at the previous version rather than half-migrated.
+    Each step runs in its own write transaction together with the version bump, so a failed step
+    leaves the database at the previous version rather than half-migrated. `begin` opens that
+    transaction (default: `BEGIN IMMEDIATE`; the store passes one that waits its turn). The
+    version is read again under the lock: another process opening the same new home at the same
+    moment may have applied the step already.
     """
     steps = MIGRATIONS if migrations is None else migrations
     current = schema_version(conn)
@@ -295,13 +322,36 @@ def migrate(conn: sqlite3.Connection, migrations: list[str] | None = None) -> in
             f"the memory database is at schema version {current}, newer than this version of "
             f"twin knows ({len(steps)}); upgrade twin"
         )
+    start = begin or (lambda: conn.execute("BEGIN IMMEDIATE"))
     for version in range(current + 1, len(steps) + 1):
-        script = steps[version - 1]
-        # executescript() commits first; wrap the step and the version bump in one transaction.
+        start()
         try:
-            conn.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {version};\nCOMMIT;")
+            if schema_version(conn) < version:
+                for statement in _statements(steps[version - 1]):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {version}")
+            conn.execute("COMMIT")
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise RuntimeError(f"schema migration {version} failed: {exc}") from exc
     return len(steps)
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The statements of a SQL script, one at a time.
+
+    `executescript()` would commit the transaction the step runs in, so the script is split here
+    instead; `sqlite3.complete_statement` knows about triggers, quotes and comments.
+    """
+    pending = ""
+    *pieces, tail = script.split(";")
+    for piece in pieces:
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \t\n;"):
+                yield pending
+            pending = ""
+    pending += tail
+    if pending.strip():
+        yield pending

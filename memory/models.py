@@ -97,6 +97,8 @@ class ParsedSource:
     # only ever grow, and a partial export must not delete what an earlier one brought in.
     replaces_missing: bool = False
     skipped: int = 0
+    # What the importer had to assume and the user should know (e.g. an ambiguous date order).
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

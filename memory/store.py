@@ -1,29 +1,40 @@
 """L0 memory: SQLite as the source of truth, with a Chroma index kept in step with it.
 
-Every write is one SQLite transaction. New memories are embedded and added to the index before
-that transaction commits, so a failure anywhere (a bad row, the embedder, Chroma) rolls the whole
-import back. Re-importing is idempotent: a memory is identified by its source and its
-source-native id, and forgotten memories leave a tombstone that blocks them from coming back.
+An import runs in phases, and only one of them holds SQLite's write lock. It decides what is new
+(a read), embeds the new texts (no lock held: embedding is the slow part), then writes everything
+in one short transaction that decides again against what other writers did meanwhile: a memory
+another writer added is not added twice, one forgotten meanwhile does not come back. So a source's
+new memories are all stored or none are. Only then is the vector index brought in step, in short
+write transactions of its own (see `memory.index_sync` for why a crash at any point is repaired
+from the stored vectors the next time the store opens).
+
+Re-importing is idempotent: a memory is identified by its source and its source-native id, and
+forgotten memories leave a tombstone that blocks them from coming back.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
+from core.clock import SYSTEM_CLOCK, Clock
+from memory import index_sync
 from memory.embed import Embedder
-from memory.index import IndexEntry, VectorIndex
+from memory.index import VectorIndex
+from memory.index_sync import IndexHealth
 from memory.migrations import migrate
 from memory.models import (
     Kind,
@@ -34,9 +45,38 @@ from memory.models import (
     SourceRef,
     Visibility,
 )
+from memory.write_lock import (
+    DEFAULT_WRITE_WAIT,
+    QUIET_WAIT,
+    StoreBusyError,
+    begin_write,
+    busy_error,
+    is_busy,
+)
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
 """Called as progress(done, total) while long work runs."""
+
+INDEX_BATCH = 1024
+"""Index entries written per transaction: about a second of Chroma work, so that another writer
+(a `remember` during a large import) never waits long for its turn."""
+
+
+class WritePhase(StrEnum):
+    """The steps of a write, in order (a forget skips the first two).
+
+    `MemoryStore.on_phase`, when set, is called as each is reached. It exists for tests, which
+    kill a process at one of them to check that a crash anywhere leaves a store that agrees with
+    itself once it is opened again.
+    """
+
+    PLANNED = "planned"  # what is new is decided: a read, nothing held
+    EMBEDDED = "embedded"  # the new memories have vectors; nothing is written yet
+    WRITTEN = "written"  # rows are written in the open transaction, not committed
+    COMMITTED = "committed"  # the rows are in SQLite; the vector index lacks them
+    INDEXED = "indexed"  # Chroma has a batch; SQLite does not record it yet
 
 
 @dataclass(frozen=True)
@@ -48,6 +88,16 @@ class IngestReport:
     removed: int
     blocked: int
     added_ids: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What an import would change, as decided against the database at one moment."""
+
+    new: list[MemoryDraft]
+    unchanged: int
+    blocked: int
+    gone: list[str]  # source ids that a replacing import drops
 
 
 @dataclass(frozen=True)
@@ -125,37 +175,92 @@ class MemoryFilter:
 class MemoryStore:
     """The L0 memory of one twin.
 
-    The store is safe to share between threads: writes are serialised by a lock and SQLite runs
-    in WAL mode, so readers in other processes (a bot, the MCP server) are never blocked for long.
+    The store is safe to share between threads and between processes (the CLI, the MCP server,
+    the bots and a training run share one home). SQLite runs in WAL mode, so readers never wait;
+    writers take turns, each holding the write lock only briefly, and wait up to `write_wait`
+    seconds for it (saying so) before giving up with `StoreBusyError`.
     """
 
-    def __init__(self, db_path: Path, index: VectorIndex, embedder: Embedder) -> None:
+    def __init__(
+        self,
+        db_path: Path,
+        index: VectorIndex,
+        embedder: Embedder,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        write_wait: float = DEFAULT_WRITE_WAIT,
+    ) -> None:
         db_path.parent.mkdir(parents=True, exist_ok=True)
         self.db_path = db_path
-        self.index = index
         self.embedder = embedder
+        self.clock = clock
+        self.write_wait = write_wait
+        self.on_phase: Callable[[WritePhase], None] | None = None
+        self._index = index
         self._lock = threading.RLock()
         self._source_names: dict[str, str] = {}
         self._conn = sqlite3.connect(
-            db_path, check_same_thread=False, isolation_level=None, timeout=30.0
+            db_path, check_same_thread=False, isolation_level=None, timeout=write_wait
         )
         self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA journal_mode=WAL")
+        try:
+            self._prepare()
+        except BaseException:
+            self.close()
+            raise
+
+    def _prepare(self) -> None:
+        """Bring the schema up to date and check the index (see `open`)."""
+        # Switching a new database to WAL needs a moment of exclusive access, and SQLite
+        # answers "busy" at once rather than calling its busy handler: wait here instead.
+        deadline = time.monotonic() + self.write_wait
+        while True:
+            try:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if not is_busy(exc):
+                    raise
+                if time.monotonic() > deadline:
+                    raise busy_error(self.db_path, self.write_wait) from exc
+                time.sleep(0.05)
         self._conn.execute("PRAGMA foreign_keys=ON")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         with self._lock:
-            migrate(self._conn)
+            migrate(
+                self._conn, begin=lambda: begin_write(self._conn, self.db_path, self.write_wait)
+            )
+        if self._index.needs_setup:  # a new home: two `twin ingest` may be starting at once
+            with self._write() as conn:
+                self._index.sync_to(index_sync.generation(conn))
+                self._index.set_up()
+        self._check_index()
 
     @classmethod
-    def open(cls, directory: Path, embedder: Embedder) -> MemoryStore:
-        """Open (creating if needed) the store kept in `directory`: memory.sqlite and chroma/."""
+    def open(
+        cls,
+        directory: Path,
+        embedder: Embedder,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        write_wait: float = DEFAULT_WRITE_WAIT,
+    ) -> MemoryStore:
+        """Open (creating if needed) the store kept in `directory`: memory.sqlite and chroma/.
+
+        Opening checks that the vector index agrees with the database and repairs it from the
+        stored vectors when a crash left them apart (see `repair_index`)."""
         return cls(
-            directory / "memory.sqlite", VectorIndex(directory / "chroma", embedder.name), embedder
+            directory / "memory.sqlite",
+            VectorIndex(directory / "chroma", embedder.name),
+            embedder,
+            clock=clock,
+            write_wait=write_wait,
         )
 
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+            self._index.close()
 
     def __enter__(self) -> MemoryStore:
         return self
@@ -168,18 +273,40 @@ class MemoryStore:
         """The SQLite connection, for layers built on L0 (L1 lives in the same database)."""
         return self._conn
 
+    @property
+    def index(self) -> VectorIndex:
+        """The vector index, reloaded first if another process has written to it since."""
+        self._index.sync_to(index_sync.generation(self._conn))
+        return self._index
+
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction: committed when the block ends, rolled back if it raises."""
+        """One write transaction: committed when the block ends, rolled back if it raises.
+
+        Waits its turn behind other writers (up to `write_wait` seconds, then `StoreBusyError`);
+        keep the block short, since every other writer waits for it."""
+        with self._write() as conn:
+            yield conn
+
+    @contextmanager
+    def _write(self, wait: float | None = None) -> Iterator[sqlite3.Connection]:
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+            begin_write(self._conn, self.db_path, self.write_wait if wait is None else wait)
             try:
                 yield self._conn
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
                 raise
             else:
                 self._conn.execute("COMMIT")
+
+    def _now(self) -> float:
+        return self.clock.now().timestamp()
+
+    def _phase(self, phase: WritePhase) -> None:
+        if self.on_phase is not None:
+            self.on_phase(phase)
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -204,38 +331,48 @@ class MemoryStore:
         text does not come back from another export either (when the text is distinctive: a
         forgotten "ok" must not block every later "ok").
         """
-        started = time.time()
+        started = self._now()
         source = parsed.source
         try:
+            plan = self._plan(self._conn, parsed, block_forgotten_text)
+            self._phase(WritePhase.PLANNED)
+            vectors = self._embed(plan.new, progress)
+            self._phase(WritePhase.EMBEDDED)
             with self.transaction() as conn:
+                # Decide again: another writer may have added or forgotten some of these since.
+                plan = self._plan(conn, parsed, block_forgotten_text)
+                late = [d for d in plan.new if d.source_id not in vectors]
+                vectors.update(self._embed(late, None))  # rare: the other writer removed them
                 run_id = self._start_run(conn, source, fmt, started)
                 self._upsert_source(conn, source, started)
-                report = self._ingest_in_transaction(
+                removed = self._delete_by_source_ids(conn, source.key, plan.gone)
+                ids = self._insert(
                     conn,
                     run_id,
-                    parsed,
+                    source.key,
+                    plan.new,
+                    vectors,
                     owner or OwnerIdentity(),
                     visibility,
                     cap,
-                    progress,
-                    block_forgotten_text,
                 )
-                conn.execute(
-                    "UPDATE ingestion_runs SET status='done', finished_at=?, added=?, unchanged=?,"
-                    " removed=?, blocked=? WHERE id=?",
-                    (
-                        time.time(),
-                        report.added,
-                        report.unchanged,
-                        report.removed,
-                        report.blocked,
-                        run_id,
-                    ),
+                report = IngestReport(
+                    source_key=source.key,
+                    run_id=run_id,
+                    added=len(ids),
+                    unchanged=plan.unchanged,
+                    removed=len(removed),
+                    blocked=plan.blocked,
+                    added_ids=ids,
                 )
-            return report
+                self._finish_run(conn, report)
+                self._phase(WritePhase.WRITTEN)
+            self._phase(WritePhase.COMMITTED)
         except Exception as exc:
             self._record_failed_run(source, fmt, started, exc)
             raise
+        self._bring_index_in_step(ids, removed)
+        return report
 
     def add(
         self,
@@ -255,10 +392,10 @@ class MemoryStore:
         meta: dict[str, str] | None = None,
     ) -> Memory | None:
         """Add one memory (a `remember` call, a bot message). Returns None if it already exists
-        or was forgotten before."""
+        or was forgotten before. `timestamp` defaults to the store clock's now."""
         if not text.strip():
             raise ValueError("a memory needs some text")
-        when = timestamp or datetime.now(UTC)
+        when = timestamp or self.clock.now()
         draft = MemoryDraft(
             text=text,
             kind=kind,
@@ -283,37 +420,222 @@ class MemoryStore:
         )
         return self.get(report.added_ids[0]) if report.added_ids else None
 
-    def _ingest_in_transaction(
-        self,
-        conn: sqlite3.Connection,
-        run_id: int,
-        parsed: ParsedSource,
-        owner: OwnerIdentity,
-        visibility: Visibility,
-        cap: Visibility | None,
-        progress: Progress | None,
-        block_forgotten_text: bool,
-    ) -> IngestReport:
-        source_key = parsed.source.key
-        existing = {
-            row["source_id"]: row["content_hash"]
-            for row in conn.execute(
-                "SELECT source_id, content_hash FROM memories WHERE source_key = ?", (source_key,)
+    def forget(self, ids: Iterable[str], reason: str = "") -> list[str]:
+        """Delete memories everywhere (SQLite, full-text index, vectors) and leave tombstones so
+        that no later import brings them back. Returns the ids that were forgotten."""
+        wanted = list(dict.fromkeys(ids))
+        with self.transaction() as conn:
+            memories = self._fetch(conn, wanted)
+            now = self._now()
+            conn.executemany(
+                "INSERT INTO tombstones (memory_id, source_key, source_id, content_hash,"
+                " forgotten_at, reason) VALUES (?,?,?,?,?,?)",
+                [(m.id, m.source_key, m.source_id, m.content_hash, now, reason) for m in memories],
             )
-        }
+            gone = [m.id for m in memories]
+            conn.executemany("DELETE FROM memories WHERE id = ?", [(i,) for i in gone])
+            index_sync.record_removals(conn, gone)
+            self._phase(WritePhase.WRITTEN)
+        self._phase(WritePhase.COMMITTED)
+        self._bring_index_in_step([], gone)
+        return gone
+
+    def reindex(self, *, re_embed: bool = False, progress: Progress | None = None) -> int:
+        """Rebuild the vector index from SQLite. Stored vectors are reused unless `re_embed` is
+        set or they came from another embedding model. Returns the number of memories indexed.
+
+        Embedding happens with no lock held; the index is then emptied and refilled from the
+        stored vectors in short transactions (a crash half-way is finished on the next open)."""
+        model = self.embedder.name
+        if re_embed:
+            todo = [r[0] for r in self._conn.execute("SELECT id FROM memories")]
+        else:
+            todo = [
+                r[0]
+                for r in self._conn.execute(
+                    "SELECT m.id FROM memories m LEFT JOIN embeddings e"
+                    " ON e.memory_rowid = m.rowid AND e.model = ? WHERE e.memory_rowid IS NULL",
+                    (model,),
+                )
+            ]
+        memories = self.get_many(todo)
+        vectors = self._embed(memories, progress)
+        self._phase(WritePhase.EMBEDDED)
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM embeddings WHERE model != ?", (model,))
+            # memories forgotten meanwhile are left out; ones added meanwhile came with vectors
+            index_sync.store_vectors(conn, model, [(m.id, vectors[m.id]) for m in memories])
+            self._index.sync_to(index_sync.generation(conn))
+            try:
+                self._index.reset()
+            except BaseException:
+                self._index.invalidate()
+                raise
+            conn.execute("UPDATE embeddings SET indexed = 0")
+            conn.execute("DELETE FROM index_removals")
+            generation = index_sync.bump_generation(conn)
+            self._phase(WritePhase.WRITTEN)
+        self._index.written(generation)
+        self._phase(WritePhase.COMMITTED)
+        total = self._conn.execute(
+            "SELECT count(*) FROM embeddings WHERE model = ?", (model,)
+        ).fetchone()[0]
+        done = 0
+        while step := self._index_batch(None, None):
+            done += step
+            if progress is not None:
+                progress(done, total)
+        return self.index_health().indexed
+
+    # -- keeping the vector index in step ---------------------------------------------------
+
+    def index_health(self) -> IndexHealth:
+        """How far the vector index agrees with the database (from counts: cheap)."""
+        in_index = self.index.count()
+        return index_sync.counts(self._conn, self.embedder.name, in_index)
+
+    def repair_index(self, *, wait: float | None = None) -> IndexHealth:
+        """Bring the vector index in step with the database from the stored vectors: index what
+        waits to be indexed, remove what was forgotten, and, when the counts still disagree (an
+        index changed behind the store's back, or a crash in an older version of twin), compare
+        ids and fix the difference. Memories without a stored vector of the current model need
+        `reindex` (which embeds). `wait` is how long each step waits for the write lock."""
+        before = self.index_health()
+        while self._index_batch(None, None, wait):
+            pass
+        settled = self.index_health()
+        if settled.in_index != settled.indexed:
+            self._reconcile(wait)
+            while self._index_batch(None, None, wait):
+                pass
+        after = self.index_health()
+        if before.describe() != after.describe():
+            log.warning(
+                "the vector index of %s was out of step with the database (%s); repaired from"
+                " the stored vectors",
+                self.db_path,
+                before.describe(),
+            )
+        return after
+
+    def _check_index(self) -> None:
+        """On open: repair the index if a crash left it out of step, unless another process is
+        writing right now (it brings its own writes in step; leftovers wait for the next open)."""
+        health = self.index_health()
+        if health.in_step:
+            return
+        if health.to_index or health.to_remove or health.in_index != health.indexed:
+            try:
+                health = self.repair_index(wait=0.0)
+            except StoreBusyError:
+                log.debug("another writer is at work; the index check waits for the next open")
+                return
+            except Exception as exc:
+                log.warning(
+                    "the vector index of %s is out of step with the database (%s) and could not"
+                    " be repaired (%s: %s): run `twin memory reindex`",
+                    self.db_path,
+                    health.describe(),
+                    type(exc).__name__,
+                    exc,
+                )
+                return
+        if health.without_vector:
+            log.warning(
+                "%d memories in %s have no vector of %s (was the embedding model changed?);"
+                " semantic search misses them until `twin memory reindex`",
+                health.without_vector,
+                self.db_path,
+                self.embedder.name,
+            )
+
+    def _bring_index_in_step(self, added: list[str], removed: list[str]) -> None:
+        """Index what this process just committed, batch by batch. SQLite already holds it: if
+        the index cannot take it now, say so; the next open repairs it."""
+        try:
+            for batch in _chunks(removed, INDEX_BATCH):
+                self._index_batch([], batch)
+            for batch in _chunks(added, INDEX_BATCH):
+                self._index_batch(batch, [])
+        except Exception as exc:
+            log.warning(
+                "the vector index of %s could not be updated (%s: %s). The memories are saved;"
+                " semantic search misses the change until the index is repaired, which happens"
+                " when the store next opens (or run `twin memory reindex`)",
+                self.db_path,
+                type(exc).__name__,
+                exc,
+            )
+
+    def _index_batch(
+        self, ids: list[str] | None, removals: list[str] | None, wait: float | None = None
+    ) -> int:
+        """One short write that brings a batch of the index in step: removes the waiting
+        removals of `removals` and indexes the waiting vectors of `ids` (None: whatever waits).
+        Returns how many entries it changed."""
+        with self._write(wait) as conn:
+            self._index.sync_to(index_sync.generation(conn))
+            gone = index_sync.waiting_removals(conn, removals, INDEX_BATCH)
+            rows = index_sync.waiting_rows(conn, self.embedder.name, ids, INDEX_BATCH)
+            if not gone and not rows:
+                return 0
+            try:
+                if gone:
+                    self._index.delete(gone)
+                if rows:
+                    self._index.upsert([index_sync.entry(row) for row in rows])
+                self._phase(WritePhase.INDEXED)
+                index_sync.clear_removals(conn, gone)
+                index_sync.mark_indexed(conn, [row["rowid"] for row in rows])
+                generation = index_sync.bump_generation(conn)
+            except BaseException:
+                self._index.invalidate()  # Chroma may hold part of the batch: reload next time
+                raise
+        self._index.written(generation)
+        return len(gone) + len(rows)
+
+    def _reconcile(self, wait: float | None) -> None:
+        """Compare the index's ids with the database's: remove entries with no memory behind
+        them, and queue memories the index lacks to be indexed again."""
+        with self._write(wait) as conn:
+            self._index.sync_to(index_sync.generation(conn))
+            extra, lacking = index_sync.differences(conn, self.embedder.name, self._index.all_ids())
+            if not extra and not lacking:
+                return
+            try:
+                self._index.delete(extra)
+                index_sync.requeue(conn, lacking)
+                generation = index_sync.bump_generation(conn)
+            except BaseException:
+                self._index.invalidate()
+                raise
+        self._index.written(generation)
+
+    # -- writing: internals -----------------------------------------------------------------
+
+    def _plan(
+        self, conn: sqlite3.Connection, parsed: ParsedSource, block_forgotten_text: bool
+    ) -> _Plan:
+        """Which of an import's drafts are new, unchanged or blocked by a tombstone."""
+        source_key = parsed.source.key
+        drafts: list[MemoryDraft] = []
+        seen: set[str] = set()
+        for draft in parsed.drafts:
+            if draft.source_id not in seen:  # an export may repeat a message (a forward twice)
+                seen.add(draft.source_id)
+                drafts.append(draft)
+        existing = self._existing_source_ids(
+            conn, source_key, None if parsed.replaces_missing else [d.source_id for d in drafts]
+        )
         blocked_ids = {
             row[0]
             for row in conn.execute(
                 "SELECT source_id FROM tombstones WHERE source_key = ?", (source_key,)
             )
         }
-        seen: set[str] = set()
         new: list[MemoryDraft] = []
         unchanged = blocked = 0
-        for draft in parsed.drafts:
-            if draft.source_id in seen:
-                continue  # an export may repeat a message (e.g. a forward shown twice)
-            seen.add(draft.source_id)
+        for draft in drafts:
             text_blocked = (
                 block_forgotten_text
                 and is_distinctive(draft.text)
@@ -325,15 +647,63 @@ class MemoryStore:
                 unchanged += 1
             else:
                 new.append(draft)
+        gone = [sid for sid in existing if sid not in seen] if parsed.replaces_missing else []
+        return _Plan(new=new, unchanged=unchanged, blocked=blocked, gone=gone)
 
-        removed = 0
-        if parsed.replaces_missing:
-            gone = [sid for sid in existing if sid not in seen]
-            removed = self._delete_by_source_ids(conn, source_key, gone)
+    @staticmethod
+    def _existing_source_ids(
+        conn: sqlite3.Connection, source_key: str, source_ids: list[str] | None
+    ) -> set[str]:
+        """The source ids stored for a source: all of them, or those of `source_ids`."""
+        if source_ids is None:
+            rows = conn.execute(
+                "SELECT source_id FROM memories WHERE source_key = ?", (source_key,)
+            )
+            return {r[0] for r in rows}
+        found: set[str] = set()
+        for chunk in _chunks(source_ids, 900):
+            marks = ",".join("?" for _ in chunk)
+            rows = conn.execute(
+                f"SELECT source_id FROM memories WHERE source_key = ? AND source_id IN ({marks})",
+                [source_key, *chunk],
+            )
+            found.update(r[0] for r in rows)
+        return found
 
-        now = time.time()
+    def _embed(
+        self, items: list[MemoryDraft] | list[Memory], progress: Progress | None
+    ) -> dict[str, np.ndarray]:
+        """Vectors for drafts (by source id) or memories (by memory id), computed once."""
+        if not items:
+            return {}
+        total = len(items)
+        done = 0
+
+        def step(n: int) -> None:
+            nonlocal done
+            done += n
+            if progress is not None:
+                progress(done, total)
+
+        vectors = self.embedder.embed([embedding_text(i) for i in items], progress=step)
+        keys = [i.id if isinstance(i, Memory) else i.source_id for i in items]
+        return dict(zip(keys, vectors, strict=True))
+
+    def _insert(
+        self,
+        conn: sqlite3.Connection,
+        run_id: int,
+        source_key: str,
+        drafts: list[MemoryDraft],
+        vectors: dict[str, np.ndarray],
+        owner: OwnerIdentity,
+        visibility: Visibility,
+        cap: Visibility | None,
+    ) -> list[str]:
+        """Insert new memories with their vectors (waiting to be indexed); returns their ids."""
+        now = self._now()
         rows = []
-        for draft in new:
+        for draft in drafts:
             vis = draft.visibility or visibility
             if cap is not None:
                 vis = Visibility.narrowest([vis, cap])
@@ -369,110 +739,17 @@ class MemoryStore:
             " created_at, run_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             rows,
         )
-        ids = [r[0] for r in rows]
-        self._embed_and_index(conn, ids, progress)
-        return IngestReport(
-            source_key=source_key,
-            run_id=run_id,
-            added=len(ids),
-            unchanged=unchanged,
-            removed=removed,
-            blocked=blocked,
-            added_ids=ids,
-        )
-
-    def _embed_and_index(
-        self, conn: sqlite3.Connection, ids: list[str], progress: Progress | None
-    ) -> None:
-        """Embed the given (just inserted) memories once, keep the vectors, index them."""
-        if not ids:
-            return
-        memories = self._fetch(conn, ids)
-        total = len(memories)
-        done = 0
-
-        def step(n: int) -> None:
-            nonlocal done
-            done += n
-            if progress is not None:
-                progress(done, total)
-
-        vectors = self.embedder.embed([embedding_text(m) for m in memories], progress=step)
-        conn.executemany(
-            "INSERT OR REPLACE INTO embeddings (memory_rowid, model, vector, indexed)"
-            " SELECT rowid, ?, ?, 1 FROM memories WHERE id = ?",
-            [
-                (self.embedder.name, vec.astype(np.float32).tobytes(), m.id)
-                for m, vec in zip(memories, vectors, strict=True)
-            ],
-        )
-        entries = [_index_entry(m, vec) for m, vec in zip(memories, vectors, strict=True)]
-        try:
-            self.index.upsert(entries)
-        except Exception:
-            # The SQLite transaction will roll back; take the vectors out again so the index
-            # does not hold memories that do not exist.
-            with suppress(Exception):  # the original error is the one to report
-                self.index.delete(ids)
-            raise
-
-    def forget(self, ids: Iterable[str], reason: str = "") -> list[str]:
-        """Delete memories everywhere (SQLite, full-text index, vectors) and leave tombstones so
-        that no later import brings them back. Returns the ids that were forgotten."""
-        wanted = list(dict.fromkeys(ids))
-        with self.transaction() as conn:
-            memories = self._fetch(conn, wanted)
-            now = time.time()
-            conn.executemany(
-                "INSERT INTO tombstones (memory_id, source_key, source_id, content_hash,"
-                " forgotten_at, reason) VALUES (?,?,?,?,?,?)",
-                [(m.id, m.source_key, m.source_id, m.content_hash, now, reason) for m in memories],
-            )
-            conn.executemany("DELETE FROM memories WHERE id = ?", [(m.id,) for m in memories])
-            self.index.delete([m.id for m in memories])
-        return [m.id for m in memories]
+        index_sync.store_vectors(conn, self.embedder.name, [(r[0], vectors[r[2]]) for r in rows])
+        return [r[0] for r in rows]
 
     def _delete_by_source_ids(
         self, conn: sqlite3.Connection, source_key: str, source_ids: list[str]
-    ) -> int:
+    ) -> list[str]:
         """Remove memories replaced by a newer version of their document (no tombstone)."""
-        if not source_ids:
-            return 0
         ids = [memory_id(source_key, sid) for sid in source_ids]
         conn.executemany("DELETE FROM memories WHERE id = ?", [(i,) for i in ids])
-        self.index.delete(ids)
-        return len(ids)
-
-    def reindex(self, *, re_embed: bool = False, progress: Progress | None = None) -> int:
-        """Rebuild the vector index from SQLite. Stored vectors are reused unless `re_embed` is
-        set or they came from another embedding model. Returns the number of memories indexed."""
-        with self.transaction() as conn:
-            if re_embed:
-                conn.execute("DELETE FROM embeddings")
-            else:
-                conn.execute("DELETE FROM embeddings WHERE model != ?", (self.embedder.name,))
-            missing = [
-                row[0]
-                for row in conn.execute(
-                    "SELECT m.id FROM memories m LEFT JOIN embeddings e ON e.memory_rowid = m.rowid"
-                    " WHERE e.memory_rowid IS NULL"
-                )
-            ]
-            self.index.reset()
-            if missing:
-                self._embed_and_index(conn, missing, progress)
-            entries = [
-                _index_entry(
-                    self._row_to_memory(row), np.frombuffer(row["vector"], dtype=np.float32)
-                )
-                for row in conn.execute(
-                    "SELECT m.*, e.vector FROM memories m"
-                    " JOIN embeddings e ON e.memory_rowid = m.rowid"
-                )
-            ]
-            self.index.upsert(entries)
-            conn.execute("UPDATE embeddings SET indexed = 1")
-            return len(entries)
+        index_sync.record_removals(conn, ids)
+        return ids
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -635,7 +912,7 @@ class MemoryStore:
             visibility=Visibility(row["visibility"]),
             shared_with=row["shared_with"],
             content_hash=row["content_hash"],
-            created_at=_from_epoch(row["created_at"]) or datetime.now(UTC),
+            created_at=datetime.fromtimestamp(row["created_at"], tz=UTC),
             meta=json.loads(row["meta"]),
         )
 
@@ -673,11 +950,27 @@ class MemoryStore:
         )
         return int(cur.lastrowid or 0)
 
+    def _finish_run(self, conn: sqlite3.Connection, report: IngestReport) -> None:
+        conn.execute(
+            "UPDATE ingestion_runs SET status='done', finished_at=?, added=?, unchanged=?,"
+            " removed=?, blocked=? WHERE id=?",
+            (
+                self._now(),
+                report.added,
+                report.unchanged,
+                report.removed,
+                report.blocked,
+                report.run_id,
+            ),
+        )
+
     def _record_failed_run(
         self, source: SourceRef, fmt: str, started: float, exc: Exception
     ) -> None:
         try:
-            with self.transaction() as conn:
+            # Best effort, and brief: the error to report is `exc` (which may be that the
+            # database was busy for too long already).
+            with self._write(QUIET_WAIT) as conn:
                 conn.execute(
                     "INSERT INTO ingestion_runs (source_key, path, format, started_at, finished_at,"
                     " status, error) VALUES (?,?,?,?,?, 'failed', ?)",
@@ -686,12 +979,12 @@ class MemoryStore:
                         source.path,
                         fmt,
                         started,
-                        time.time(),
+                        self._now(),
                         f"{type(exc).__name__}: {exc}",
                     ),
                 )
-        except sqlite3.Error:
-            pass  # the original error is the one to report; the run log is best effort
+        except (sqlite3.Error, StoreBusyError):
+            log.debug("could not record the failed import of %s", source.key, exc_info=True)
 
 
 def is_distinctive(text: str) -> bool:
@@ -707,9 +1000,9 @@ def memory_id(source_key: str, source_id: str) -> str:
     return f"m_{digest[:16]}"
 
 
-def embedding_text(memory: Memory) -> str:
-    """What gets embedded for a memory: the text, with the speaker for chat messages, because
-    "who said it" is often what a question asks about."""
+def embedding_text(memory: Memory | MemoryDraft) -> str:
+    """What gets embedded for a memory (or a draft of one): the text, with the speaker for chat
+    messages, because "who said it" is often what a question asks about."""
     if memory.kind == Kind.CHAT and memory.author:
         return f"{memory.author}: {memory.text}"
     return memory.text
@@ -735,19 +1028,6 @@ def memory_to_json(memory: Memory) -> dict[str, Any]:
         "created_at": memory.created_at.isoformat(),
         "meta": memory.meta,
     }
-
-
-def _index_entry(memory: Memory, vector: np.ndarray) -> IndexEntry:
-    return IndexEntry(
-        id=memory.id,
-        vector=vector,
-        visibility=str(memory.visibility),
-        source_key=memory.source_key,
-        author=memory.author or "",
-        ts=_epoch(memory.timestamp) if memory.timestamp else None,
-        thread=memory.thread or "",
-        shared_with=memory.shared_with or "",
-    )
 
 
 def _epoch(when: datetime) -> float:

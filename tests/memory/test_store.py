@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import sqlite3
 import threading
 from datetime import UTC, datetime, timedelta
 from io import StringIO
@@ -11,7 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.clock import FixedClock
 from memory.embed import SentenceTransformerEmbedder
+from memory.index import IndexEntry
 from memory.models import (
     Kind,
     MemoryDraft,
@@ -305,3 +309,134 @@ def test_saying_a_forgotten_thing_again_is_new(store: MemoryStore) -> None:
     store.forget([first.id])
     again = store.add("my door code is 4071", source=manual)
     assert again is not None and again.id != first.id
+
+
+class RenamedEmbedder(FailingEmbedder):
+    """The real embedder under another model name, as if the configured model had changed."""
+
+    def __init__(self, inner: SentenceTransformerEmbedder, name: str) -> None:
+        super().__init__(inner, ok_calls=10**6)
+        self.name = name
+
+
+def warnings_of(caplog: pytest.LogCaptureFixture) -> str:
+    return "\n".join(r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING)
+
+
+def test_the_store_tells_time_by_its_clock(
+    tmp_path: Path, embedder: SentenceTransformerEmbedder, clock: FixedClock
+) -> None:
+    clock.advance(timedelta(days=365))  # nothing may depend on the day the tests run
+    with MemoryStore.open(tmp_path / "m", embedder, clock=clock) as store:
+        store.ingest(chat(2), owner=OWNER)
+        added = store.add("buy strings for the cello", source=SourceRef("manual", "m", "M"))
+        assert added is not None
+        assert added.timestamp == clock.now() and added.created_at == clock.now()
+        assert {m.created_at for m in store.iter_memories()} == {clock.now()}
+        runs = store.conn.execute("SELECT started_at, finished_at FROM ingestion_runs")
+        assert {tuple(r) for r in runs} == {(clock.now().timestamp(),) * 2}
+
+        clock.advance(timedelta(hours=1))
+        store.forget([added.id])
+        (forgotten_at,) = store.conn.execute("SELECT forgotten_at FROM tombstones").fetchone()
+        assert forgotten_at == clock.now().timestamp()
+
+
+def test_embedding_holds_no_write_lock(
+    tmp_path: Path, embedder: SentenceTransformerEmbedder
+) -> None:
+    """Another writer can write while an import embeds (embedding is the slow part)."""
+    db = tmp_path / "m" / "memory.sqlite"
+    others_wrote: list[bool] = []
+
+    class ProbingEmbedder(FailingEmbedder):
+        def embed(self, texts, progress=None):
+            other = sqlite3.connect(db, timeout=0, isolation_level=None)
+            other.execute("BEGIN IMMEDIATE")  # raises "database is locked" if the lock is held
+            other.execute("ROLLBACK")
+            other.close()
+            others_wrote.append(True)
+            return super().embed(texts, progress)
+
+    with MemoryStore.open(tmp_path / "m", ProbingEmbedder(embedder, ok_calls=10**6)) as store:
+        assert store.ingest(chat(5), owner=OWNER).added == 5
+        assert store.reindex(re_embed=True) == 5
+    assert others_wrote == [True, True]
+
+
+def test_an_index_that_fails_after_the_commit_catches_up_on_the_next_open(
+    tmp_path: Path,
+    embedder: SentenceTransformerEmbedder,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken(entries: list[IndexEntry], batch_size: int = 0) -> None:
+        raise RuntimeError("chroma is down")
+
+    with MemoryStore.open(tmp_path / "m", embedder) as store:
+        monkeypatch.setattr(store.index, "upsert", broken)
+        with caplog.at_level(logging.WARNING, logger="memory"):
+            report = store.ingest(chat(4), owner=OWNER, fmt="telegram")
+        assert report.added == 4 and store.count() == 4, "SQLite, the record, has them"
+        assert "could not be updated (RuntimeError: chroma is down)" in warnings_of(caplog)
+        health = store.index_health()
+        assert (health.to_index, health.in_index, health.in_step) == (4, 0, False)
+        monkeypatch.undo()
+
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="memory"):
+        reopened = MemoryStore.open(tmp_path / "m", FailingEmbedder(embedder, ok_calls=0))
+    with reopened as store:
+        assert store.index_health().in_step
+        assert store.index.all_ids() == {m.id for m in store.iter_memories()}
+        assert "4 waiting to be indexed" in warnings_of(caplog)
+        assert "repaired from the stored vectors" in warnings_of(caplog)
+
+
+def test_index_entries_without_a_memory_are_removed_on_open(
+    tmp_path: Path, embedder: SentenceTransformerEmbedder, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What an older twin left after a crash between Chroma's write and SQLite's commit."""
+    with MemoryStore.open(tmp_path / "m", embedder) as store:
+        store.ingest(chat(3), owner=OWNER)
+        vector = store.vectors([memory_id(CHAT.key, "1")])[0]
+        orphans = [
+            IndexEntry(f"m_orphan{i}", vector, "private", CHAT.key, "Iris", None, "", "")
+            for i in range(2)
+        ]
+        store.index.upsert(orphans)
+        assert store.index.count() == 5
+
+    with caplog.at_level(logging.WARNING, logger="memory"):
+        reopened = MemoryStore.open(tmp_path / "m", FailingEmbedder(embedder, ok_calls=0))
+    with reopened as store:
+        assert store.index.count() == 3 and store.index_health().in_step
+        assert "the index holds 5 entries where 3 belong" in warnings_of(caplog)
+
+
+def test_index_entries_lost_are_restored_from_the_stored_vectors_on_open(
+    tmp_path: Path, embedder: SentenceTransformerEmbedder
+) -> None:
+    lost = memory_id(CHAT.key, "2")
+    with MemoryStore.open(tmp_path / "m", embedder) as store:
+        store.ingest(chat(4), owner=OWNER)
+        store.index.delete([lost])
+    # Nothing is embedded again: the vector SQLite keeps is put back.
+    with MemoryStore.open(tmp_path / "m", FailingEmbedder(embedder, ok_calls=0)) as store:
+        assert store.index_health().in_step
+        assert store.index.query(store.vectors([lost])[0], 1)[0].id == lost
+
+
+def test_memories_without_a_vector_of_the_model_ask_for_a_reindex(
+    tmp_path: Path, embedder: SentenceTransformerEmbedder, caplog: pytest.LogCaptureFixture
+) -> None:
+    with MemoryStore.open(tmp_path / "m", embedder) as store:
+        store.ingest(chat(3), owner=OWNER)
+    other = RenamedEmbedder(embedder, "another-model")
+    with caplog.at_level(logging.WARNING, logger="memory"):
+        reopened = MemoryStore.open(tmp_path / "m", other)
+    with reopened as store:
+        assert "3 memories" in warnings_of(caplog) and "twin memory reindex" in warnings_of(caplog)
+        assert store.index_health().without_vector == 3
+        assert store.reindex() == 3
+        assert store.index_health().in_step
