@@ -1,12 +1,21 @@
 """Turn-level recall@k of retrieval on LoCoMo conversations.
 
 Each conversation is written as a Telegram export, imported through the normal importer and store
-(owner = the conversation's first speaker), and every category 1-4 question is asked through the
-normal retrieval. A question's recall@k is the share of its evidence turns among the top k
-memories; the figure is the mean over questions.
+(owner = the conversation's first speaker), its L1 profile is built offline (the clock fixed at
+the conversation's last turn), and every category 1-4 question is asked through the normal
+retrieval, as the owner asking (query vectors embedded in one batch first, so the latency it
+reports is the search alone). A question's recall@k is the share of its evidence turns among
+the top k memories; the figure is the mean over questions.
 
     python benchmarks/locomo_recall.py ../shared/data/locomo-dev.json \
-        [--variants hybrid fusion fusion+context fusion+speakers lexical dense] [--plot recall.png]
+        [--variants hybrid previous no-voice no-owner no-facts no-kin no-time no-frame \
+                    no-informative no-answer-kind subject-weight-1 \
+                    fusion fusion+context fusion+speakers lexical dense] \
+        [--plot recall.png] [--store DIR]
+
+"previous" is the hybrid before questions were read for people, facts and times; a "no-rule"
+variant is the shipped hybrid without that one rule. --store keeps the imported conversations
+(and their profiles) in DIR for the next run.
 
 Ends by printing one line of JSON with the figures.
 """
@@ -19,26 +28,53 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rich.progress import track
 
-from benchmarks.locomo import load, write_export
+from benchmarks.locomo import Conversation, load, write_export
+from core.clock import FixedClock
 from memory.embed import SentenceTransformerEmbedder
 from memory.models import OwnerIdentity
+from memory.profile import ProfileBuilder
 from memory.retrieve import Mode, RetrievalConfig, Retriever
 from memory.sources import ImportOptions, get_importer
 from memory.store import MemoryStore, memory_id
 
 KS = (5, 10, 20)
-# What each --variants name runs: the shipped hybrid, its parts, and the single retrievers.
+# The hybrid before questions were read for people, facts and times.
+PREVIOUS = RetrievalConfig(
+    owner_aware=False,
+    voice=False,
+    facts=False,
+    kin=False,
+    time_aware=False,
+    answer_frame=False,
+    informative=False,
+    answer_kind=False,
+    subject_weight=1.0,
+)
+# What each --variants name runs: the shipped hybrid, it without each rule, the earlier hybrid
+# and its parts, and the single retrievers.
 VARIANTS: dict[str, tuple[Mode, RetrievalConfig]] = {
     "hybrid": ("hybrid", RetrievalConfig()),
-    "fusion": ("hybrid", RetrievalConfig(context_weight=0.0, speaker_aware=False)),
-    "fusion+context": ("hybrid", RetrievalConfig(speaker_aware=False)),
-    "fusion+speakers": ("hybrid", RetrievalConfig(context_weight=0.0)),
+    "previous": ("hybrid", PREVIOUS),
+    "no-voice": ("hybrid", RetrievalConfig(voice=False)),
+    "no-owner": ("hybrid", RetrievalConfig(owner_aware=False)),
+    "no-facts": ("hybrid", RetrievalConfig(facts=False)),
+    "no-kin": ("hybrid", RetrievalConfig(kin=False)),
+    "no-time": ("hybrid", RetrievalConfig(time_aware=False)),
+    "no-frame": ("hybrid", RetrievalConfig(answer_frame=False)),
+    "no-informative": ("hybrid", RetrievalConfig(informative=False)),
+    "no-answer-kind": ("hybrid", RetrievalConfig(answer_kind=False)),
+    "subject-weight-1": ("hybrid", RetrievalConfig(subject_weight=1.0)),
+    "fusion": ("hybrid", replace(PREVIOUS, context_weight=0.0, speaker_aware=False)),
+    "fusion+context": ("hybrid", replace(PREVIOUS, speaker_aware=False)),
+    "fusion+speakers": ("hybrid", replace(PREVIOUS, context_weight=0.0)),
     "lexical": ("lexical", RetrievalConfig()),
     "dense": ("dense", RetrievalConfig()),
 }
@@ -52,6 +88,7 @@ def main() -> None:
         "--variants", nargs="+", default=["hybrid", "lexical", "dense"], choices=list(VARIANTS)
     )
     parser.add_argument("--plot", type=Path, help="write a recall@k plot (PNG) here")
+    parser.add_argument("--store", type=Path, help="keep (and reuse) the imported stores here")
     args = parser.parse_args()
 
     embedder = SentenceTransformerEmbedder()
@@ -63,17 +100,27 @@ def main() -> None:
     conversations = load(args.path)
     with tempfile.TemporaryDirectory() as tmp:
         for conv in track(conversations, description="Conversations"):
-            folder = Path(tmp) / conv.sample_id
+            folder = (args.store or Path(tmp)) / conv.sample_id
             (source,) = importer.parse(write_export(conv, folder), ImportOptions())
+            owner = OwnerIdentity(names=(conv.owner,))
+            clock = FixedClock(last_turn(conv))
             with MemoryStore.open(folder / "memory", embedder) as store:
-                store.ingest(source, owner=OwnerIdentity(names=(conv.owner,)), fmt="telegram")
+                if store.count() == 0:
+                    store.ingest(source, owner=owner, fmt="telegram")
+                    ProfileBuilder(store, conv.owner, clock=clock).build(full=True)
                 retrievers = {
-                    name: (VARIANTS[name][0], Retriever(store, VARIANTS[name][1]))
+                    name: (
+                        VARIANTS[name][0],
+                        Retriever(store, VARIANTS[name][1], owner=owner, clock=clock),
+                    )
                     for name in args.variants
                 }
-                for q in conv.questions:
-                    if q.category not in CATEGORIES or not q.evidence:
-                        continue
+                asked = [q for q in conv.questions if q.category in CATEGORIES and q.evidence]
+                # Query vectors in one batch (as training synthesis does): the latency below is
+                # the search itself; search_latency.py measures it with the embedding.
+                for _, retriever in retrievers.values():
+                    retriever.prime([q.text for q in asked])
+                for q in asked:
                     wanted = {memory_id(source.source.key, e) for e in q.evidence}
                     for name, (mode, retriever) in retrievers.items():
                         start = time.perf_counter()
@@ -91,13 +138,20 @@ def main() -> None:
         for (cat, k), values in sorted(recalls[variant].items()):
             name = "all" if cat == 0 else CATEGORIES[cat]
             figures[f"{variant}_{name}_recall@{k}"] = round(sum(values) / len(values), 4)
-    latencies.sort()
-    figures["hybrid_p50_ms"] = round(1000 * latencies[len(latencies) // 2], 1)
-    figures["hybrid_p95_ms"] = round(1000 * latencies[int(len(latencies) * 0.95)], 1)
+    if latencies:
+        latencies.sort()
+        figures["hybrid_p50_ms"] = round(1000 * latencies[len(latencies) // 2], 1)
+        figures["hybrid_p95_ms"] = round(1000 * latencies[int(len(latencies) * 0.95)], 1)
     if args.plot:
         plot(recalls, args.plot)
         figures["plot"] = str(args.plot)
     print(json.dumps(figures))
+
+
+def last_turn(conversation: Conversation) -> datetime:
+    """When the conversation's last turn was written: "now" for its questions."""
+    stamps = [int(m["date_unixtime"]) for m in conversation.export["messages"]]
+    return datetime.fromtimestamp(max(stamps), tz=UTC)
 
 
 def plot(recalls: dict[str, dict[tuple[int, int], list[float]]], path: Path) -> None:

@@ -1,116 +1,61 @@
 """Hybrid retrieval over L0: lexical (SQLite FTS5, BM25) and dense (Chroma), fused by rank.
 
-Two things beyond plain fusion, both about chat memory and neither about any one data set:
+Beyond plain fusion, each about how people ask and how memory is written, none about one data
+set (see BENCHMARKS.md for what each part moves):
 
 - A memory is scored with its context. A chat message alone ("Yes! Last Saturday.") rarely holds
   what a question is about; the turns around it do. Each candidate's lexical and dense scores are
   blended with its neighbours' in the same thread, weighted down with distance.
-- Names are people, not topics. When a query names someone who speaks in memory ("What did Tomás
-  say about…"), the name is taken out of the text that is matched (otherwise every "thanks Tomás!"
-  looks relevant) and that person's own messages are ranked up instead.
+- Names are people, not topics, and questions are read for whom they are about
+  (`memory.query`): a name is taken out of the text that is matched (otherwise every "thanks
+  Tomás!" looks relevant), the question is embedded in the voice of the person it is about
+  ("Where does Iris work?" → "Where do I work?"), and that person's own memories are ranked up
+  (for the owner: their messages and notes).
+- L1 is an index into L0 (`memory.profile.index`): a question that matches a fact about the
+  owner ranks up the memories behind the fact, and the owner's kin ("her sister", "Dad") are
+  resolved to people through facts and speakers (`memory.people`).
+- Times are dates (`memory.timeref`): a question that names a time ("in August 2026", "last
+  Christmas") ranks up the memories written then, and finds them among those dates even when
+  no word matches.
 
-What comes back is always single memories with their provenance.
+Every one of these paths reads memory through the caller's `MemoryFilter`, and L1 facts only as
+far as the filter may see them and all of their memories, so none of them widens what an
+audience sees or lets what it may not see steer its results. What comes back is always single
+memories with their provenance.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import numpy as np
 
+from core.clock import SYSTEM_CLOCK, Clock
 from memory.index import DenseHit
-from memory.models import Memory
+from memory.lexical import STOPWORDS, content_words, fts_query
+from memory.models import Memory, OwnerIdentity
+from memory.people import People, Relative, author_named, fact_role
+from memory.profile.index import FactIndex
+from memory.query import AnswerKind, Asker, QueryPlan, QueryReader
 from memory.store import MemoryFilter, MemoryStore
+from memory.timeref import MONTHS, WEEKDAYS, TimeWindow, mentions_time
+
+__all__ = ["STOPWORDS", "Mode", "RetrievalConfig", "Retriever", "SearchHit", "fts_query"]
 
 # Query vectors kept for reuse (a few MB at most).
 QUERY_CACHE = 8192
+# A fact about a person adds them to the query when it matches at least this well (of the best).
+PERSON_FACT_SCORE = 0.5
+# How deep in the combined ranking memories are checked for the kind of answer asked for.
+ANSWER_KIND_DEPTH = 40
 # How many more dense hits to ask for when a filter will drop some of them.
 DENSE_OVERFETCH = 4
-
-_WORD = re.compile(r"\w+", re.UNICODE)
-
-# Words that carry no topic. Kept short on purpose: BM25's idf already discounts common words;
-# this only keeps FTS5 from matching nearly every memory on "the".
-STOPWORDS = frozenset(
-    [
-        "a",
-        "about",
-        "an",
-        "and",
-        "any",
-        "are",
-        "as",
-        "at",
-        "be",
-        "been",
-        "but",
-        "by",
-        "can",
-        "could",
-        "did",
-        "do",
-        "does",
-        "for",
-        "from",
-        "had",
-        "has",
-        "have",
-        "he",
-        "her",
-        "hers",
-        "him",
-        "his",
-        "how",
-        "i",
-        "if",
-        "in",
-        "into",
-        "is",
-        "it",
-        "its",
-        "me",
-        "my",
-        "of",
-        "on",
-        "or",
-        "our",
-        "she",
-        "so",
-        "than",
-        "that",
-        "the",
-        "their",
-        "them",
-        "then",
-        "there",
-        "these",
-        "they",
-        "this",
-        "to",
-        "up",
-        "us",
-        "was",
-        "we",
-        "were",
-        "what",
-        "when",
-        "where",
-        "which",
-        "who",
-        "whom",
-        "why",
-        "will",
-        "with",
-        "would",
-        "you",
-        "your",
-        "yours",
-    ]
-)
 
 Mode = Literal["hybrid", "lexical", "dense"]
 
@@ -130,7 +75,8 @@ class SearchHit:
 @dataclass(frozen=True)
 class RetrievalConfig:
     """How retrieval looks. The defaults are general choices for chat and notes, not fitted to
-    one benchmark (see BENCHMARKS.md for how each part moves recall)."""
+    one benchmark (see BENCHMARKS.md for how each part moves recall); each rule can be turned
+    off to measure it."""
 
     candidates: int = 100
     rrf_k: int = 60
@@ -139,30 +85,79 @@ class RetrievalConfig:
     context_weight: float = 0.5
     context_window: int = 2
     context_decay: float = 0.5
+    # Names of speakers are people: taken out of the matched text, their messages ranked up.
     speaker_aware: bool = True
+    # Questions about the owner (by name, alias or pronoun) rank up the owner's own memories.
+    owner_aware: bool = True
+    # How much the ranking of the asked-about people's own memories counts in the fusion: as
+    # much as each other ranking (a value chosen on a test set would be tuned to it).
+    subject_weight: float = 1.0
+    # The dense query is the question in the voice of the person it is about.
+    voice: bool = True
+    # L1 facts that match a question about the owner rank up the memories behind them.
+    facts: bool = True
+    fact_limit: int = 3
+    # The owner's kin words are resolved to people through L1 facts and speakers.
+    kin: bool = True
+    # A time the question names ranks up the memories of those dates.
+    time_aware: bool = True
+    # Below this many memories in a named time, all of them are compared with the query.
+    window_scan: int = 3000
+    # Words that say what kind of answer is wanted ("name", "called") are not matched.
+    answer_frame: bool = True
+    # Memories that say nothing the question does not ("InkSpot?") come after those that do.
+    informative: bool = True
+    # A question that asks for a date, a name, a number or a place ranks up the memories that
+    # hold one.
+    answer_kind: bool = True
 
 
 @dataclass(frozen=True)
-class _Query:
-    text: str
-    speakers: tuple[str, ...]
+class _Meta:
+    author: str | None
+    is_owner: bool
+    ts: float | None
 
 
 class Retriever:
-    """Finds the memories that answer a query, within what a filter allows."""
+    """Finds the memories that answer a query, within what a filter allows.
 
-    def __init__(self, store: MemoryStore, config: RetrievalConfig | None = None) -> None:
+    `owner` names the owner (their names and aliases; the names their own messages carry are
+    read from memory too); `clock` says when "last week" is. The profile's facts are read from
+    the store as they are, cached until the next build.
+    """
+
+    def __init__(
+        self,
+        store: MemoryStore,
+        config: RetrievalConfig | None = None,
+        *,
+        owner: OwnerIdentity | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
         self.store = store
         self.config = config or RetrievalConfig()
+        self.owner = owner or OwnerIdentity()
+        self.clock = clock
+        self.facts = FactIndex(store)
+        self.people = People(store, self.facts)
         # Query vectors by text: `prime` fills it in one batch for callers that know their
         # queries in advance (training data synthesis asks thousands).
         self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        # Who speaks, per filter, until memory changes; and a reader per set of names.
+        self._lock = threading.Lock()
+        self._names: dict[MemoryFilter, tuple[tuple[int, int], tuple[str, ...], tuple[str, ...]]]
+        self._names = {}
+        self._readers: OrderedDict[tuple[tuple[str, ...], tuple[str, ...]], QueryReader]
+        self._readers = OrderedDict()
 
-    def prime(self, queries: Iterable[str], flt: MemoryFilter | None = None) -> None:
+    def prime(
+        self, queries: Iterable[str], flt: MemoryFilter | None = None, asker: Asker = Asker.OWNER
+    ) -> None:
         """Embed, in one batch, what `search` will embed for each of `queries`."""
         flt = flt or MemoryFilter()
         asked = [q for q in queries if q.strip()]
-        self.embed_queries([*asked, *(self._parse(q, flt).text for q in asked)])
+        self.embed_queries([*asked, *(self.plan(q, flt, asker).dense for q in asked)])
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Query vectors for `texts`, in order: the ones not seen lately in one batch."""
@@ -175,12 +170,18 @@ class Retriever:
         return np.stack([self._embed(t) for t in texts])
 
     def search(
-        self, query: str, k: int = 10, flt: MemoryFilter | None = None, mode: Mode = "hybrid"
+        self,
+        query: str,
+        k: int = 10,
+        flt: MemoryFilter | None = None,
+        mode: Mode = "hybrid",
+        asker: Asker = Asker.OWNER,
     ) -> list[SearchHit]:
-        """The `k` best memories for `query` among those `flt` lets through.
+        """The `k` best memories for `query` among those `flt` lets through, asked by `asker`
+        (which decides who "I", "you" and "she" are; `flt` alone decides what may be seen).
 
         `mode` "lexical" or "dense" runs one retriever alone on single memories (no context, no
-        speaker handling): the baselines the hybrid is measured against.
+        reading of the question): the baselines the hybrid is measured against.
         """
         flt = flt or MemoryFilter()
         if not query.strip() or k <= 0:
@@ -196,33 +197,52 @@ class Retriever:
                 ranked[:k], {mid: 1.0 / (r + 1) for r, mid in enumerate(ranked)}, {}, {}
             )
 
-        parsed = self._parse(query, flt)
-        lexical = self._lexical_ids(parsed.text, n, flt)
-        vector = self._embed(parsed.text)
+        plan = self.plan(query, flt, asker)
+        lexical = self._lexical_ids(plan.lexical, n, flt)
+        vector = self._embed(plan.dense)
         dense = self._dense_ids(vector, n, flt)
-        candidates = list(dict.fromkeys([*lexical, *dense]))
+        from_facts = self._fact_memories(plan, flt)
+        window = plan.time.window.padded() if plan.time.window else None
+        in_window = self._window_ids(plan, vector, window, n, flt) if window else []
+        candidates = list(dict.fromkeys([*lexical, *dense, *from_facts, *in_window]))
         if not candidates:
             return []
         context = self._context(candidates, flt)
         scored = list(
             dict.fromkeys([*candidates, *(i for ids, _ in context.values() for i in ids)])
         )
-        lex_scores = self._bm25(parsed.text, scored, flt)
+        lex_scores = self._bm25(plan.lexical, scored, flt)
         dense_scores = self._similarities(vector, scored)
 
         lex_ctx = {mid: self._with_context(mid, lex_scores, context) for mid in candidates}
         dense_ctx = {mid: self._with_context(mid, dense_scores, context) for mid in candidates}
+        order = sorted(candidates, key=lambda mid: -(lex_ctx[mid] + dense_ctx[mid]))
         rankings = [
             sorted(candidates, key=lambda mid: -lex_ctx[mid]),
             sorted(candidates, key=lambda mid: -dense_ctx[mid]),
         ]
-        if parsed.speakers:
-            rankings.append(self._speaker_ranking(candidates, parsed.speakers, lex_ctx, dense_ctx))
+        meta = self._meta(candidates) if plan.names_people or window else {}
+        weights = [1.0, 1.0]
+        if plan.names_people and (subject := self._subject_ranking(order, plan, meta)):
+            rankings.append(subject)
+            weights.append(self.config.subject_weight)
+        if from_facts:
+            rankings.append(from_facts)
+            weights.append(1.0)
+        if window:
+            rankings.append(
+                [m for m in order if meta[m].ts is not None and _inside(window, meta[m].ts)]
+            )
+            weights.append(1.0)
+        if self.config.answer_kind and plan.answer is not None:
+            rankings.append(self._answer_ranking(order, plan))
+            weights.append(1.0)
         fused: dict[str, float] = defaultdict(float)
-        for ranking in rankings:
+        for ranking, weight in zip(rankings, weights, strict=True):
             for rank, mid in enumerate(ranking):
-                fused[mid] += 1.0 / (self.config.rrf_k + rank + 1)
-        best = sorted(fused, key=lambda mid: -fused[mid])[:k]
+                fused[mid] += weight / (self.config.rrf_k + rank + 1)
+        ranked = sorted(fused, key=lambda mid: -fused[mid])
+        best = self._informative_first(ranked, plan, k) if self.config.informative else ranked[:k]
         return self._hits(
             best,
             fused,
@@ -231,34 +251,207 @@ class Retriever:
             dense_scores,
         )
 
+    def plan(self, query: str, flt: MemoryFilter, asker: Asker = Asker.OWNER) -> QueryPlan:
+        """How `search` reads `query` for this filter and asker (what it matches, what it
+        embeds, whose memories it ranks up), with the owner's kin resolved."""
+        cfg = self.config
+        speakers: tuple[str, ...] = ()
+        owner_names: tuple[str, ...] = ()
+        if cfg.speaker_aware:
+            speakers, owner_authors = self._people(flt)
+            if cfg.owner_aware:
+                owner_names = (*self.owner.names, *owner_authors)
+        reader = self._reader(owner_names, speakers)
+        plan = reader.read(
+            query,
+            asker,
+            self.clock.now(),
+            answer_frame=cfg.answer_frame,
+            times=cfg.time_aware,
+        )
+        if not cfg.owner_aware:
+            plan = replace(plan, about_owner=False)
+        if cfg.kin and plan.owner_kin:
+            plan = self._with_relatives(plan, flt, list(speakers))
+        if cfg.facts and plan.about_owner:
+            plan = self._with_facts(plan, flt, list(speakers))
+        if not cfg.voice:
+            plan = replace(plan, dense=plan.lexical)
+        return plan
+
     # -- the parts ---------------------------------------------------------------------------
 
-    def _parse(self, query: str, flt: MemoryFilter) -> _Query:
-        """Split the people a query names (speakers in memory) from what it is about."""
-        if not self.config.speaker_aware:
-            return _Query(query, ())
-        words = _WORD.findall(query)
-        by_name = self._speaker_names(flt)
-        named = {by_name[w.casefold()] for w in words if w.casefold() in by_name}
-        if not named:
-            return _Query(query, ())
-        rest = " ".join(w for w in words if w.casefold() not in by_name)
-        return _Query(rest if rest.strip() else query, tuple(sorted(named)))
+    def _people(self, flt: MemoryFilter) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The authors `flt` lets the asker see, and those of them that are the owner."""
+        row = self.store.conn.execute("SELECT count(*), max(rowid) FROM memories").fetchone()
+        stamp = (row[0], row[1] or 0)
+        with self._lock:
+            cached = self._names.get(flt)
+            if cached and cached[0] == stamp:
+                return cached[1], cached[2]
+        speakers = tuple(self.people.speakers(flt))
+        owners = tuple(self.people.owner_authors(flt))
+        with self._lock:
+            if len(self._names) > 64:
+                self._names.clear()
+            self._names[flt] = (stamp, speakers, owners)
+        return speakers, owners
 
-    def _speaker_names(self, flt: MemoryFilter) -> dict[str, str]:
-        """Each speaker's full name and first name (casefolded) → the author as stored."""
-        where, params = flt.sql("m")
-        names: dict[str, str] = {}
-        rows = self.store.conn.execute(
-            f"SELECT DISTINCT m.author FROM memories m WHERE m.author IS NOT NULL AND {where}",
-            params,
+    def _reader(self, owner_names: tuple[str, ...], speakers: tuple[str, ...]) -> QueryReader:
+        key = (owner_names, speakers)
+        with self._lock:
+            reader = self._readers.get(key)
+            if reader is None:
+                reader = QueryReader(owner_names, speakers)
+                self._readers[key] = reader
+                while len(self._readers) > 16:
+                    self._readers.popitem(last=False)
+            return reader
+
+    def _with_relatives(self, plan: QueryPlan, flt: MemoryFilter, speakers: list[str]) -> QueryPlan:
+        """The plan with the owner's kin words resolved: their names join the matched text,
+        those who speak join the speakers, and the facts that say who they are join the facts."""
+        found: list[Relative] = []
+        for word in plan.owner_kin:
+            found.extend(self.people.relatives(word, flt, speakers))
+        if not found:
+            return plan
+        names = [r.name for r in found if r.name.casefold() not in plan.lexical.casefold()]
+        dense = plan.dense
+        for word in plan.owner_kin:
+            named = " ".join(r.name for r in found if r.name.casefold() not in dense.casefold())
+            if named:
+                pattern = re.compile(rf"(?<!\w){re.escape(word)}(?!\w)", re.IGNORECASE)
+                dense = pattern.sub(lambda m, extra=named: f"{m.group(0)} {extra}", dense, count=1)
+        authors = {r.author for r in found if r.author}
+        return replace(
+            plan,
+            lexical=" ".join([plan.lexical, *names]),
+            dense=dense,
+            speakers=tuple(sorted({*plan.speakers, *authors})),
+            relatives=tuple(found),
         )
-        for (author,) in rows:
-            parts = _WORD.findall(author)
-            for key in (author.casefold(), parts[0].casefold() if parts else ""):
-                if key and key not in STOPWORDS:
-                    names.setdefault(key, author)
-        return names
+
+    def _with_facts(self, plan: QueryPlan, flt: MemoryFilter, speakers: list[str]) -> QueryPlan:
+        """The plan with the L1 facts a question about the owner matches; a fact that names
+        someone ("my climbing partner is Tomás") adds them as a resolved kin word does."""
+        matches = tuple(self.facts.match(plan.lexical, flt, self.config.fact_limit))
+        people = [
+            m.fact.value
+            for m in matches
+            if m.score >= PERSON_FACT_SCORE
+            and fact_role(m.fact) is not None
+            and m.fact.value[:1].isupper()
+            and m.fact.value.casefold() not in plan.lexical.casefold()
+        ]
+        authors = {a for name in people if (a := author_named(name, speakers))}
+        return replace(
+            plan,
+            facts=matches,
+            lexical=" ".join([plan.lexical, *people]),
+            speakers=tuple(sorted({*plan.speakers, *authors})),
+        )
+
+    def _fact_memories(self, plan: QueryPlan, flt: MemoryFilter) -> list[str]:
+        """The memories behind the facts a question about the owner matches (and behind the
+        facts that resolved its kin words), best fact first."""
+        ids: list[str] = [m for r in plan.relatives for m in r.memory_ids]
+        if self.config.facts:
+            for match in plan.facts:
+                ids.extend(match.fact.memory_ids)
+        # `FactIndex` checked every fact's memories against `flt`; checked again here so that
+        # this path can never return what the filter does not let through.
+        allowed = self.store.allowed(ids, flt) if ids else set()
+        return [m for m in dict.fromkeys(ids) if m in allowed]
+
+    def _window_ids(
+        self,
+        plan: QueryPlan,
+        vector: np.ndarray,
+        window: TimeWindow,
+        n: int,
+        flt: MemoryFilter,
+    ) -> list[str]:
+        """Memories of the named time that match the question: lexically, and by meaning when
+        the time holds few enough memories to compare them all."""
+        narrowed = _narrowed(flt, window)
+        if narrowed is None:
+            return []
+        found = self._lexical_ids(plan.lexical, n, narrowed)
+        where, params = narrowed.sql("m")
+        ids = [
+            r[0]
+            for r in self.store.conn.execute(
+                f"SELECT m.id FROM memories m WHERE {where} LIMIT ?",
+                [*params, self.config.window_scan + 1],
+            )
+        ]
+        if ids and len(ids) <= self.config.window_scan:
+            sims = self.store.vectors(ids) @ vector
+            best = np.argsort(-sims)[:n]
+            found.extend(ids[i] for i in best)
+        return list(dict.fromkeys(found))
+
+    def _answer_ranking(self, order: list[str], plan: QueryPlan) -> list[str]:
+        """Among the best candidates, those that hold the kind of thing the question asks for
+        (a date or time for "when", a name for "who", a number for "how many", a place for
+        "where"), in combined-score order."""
+        head = order[:ANSWER_KIND_DEPTH]
+        texts = self._texts(head)
+        asked = {w.casefold() for w in re.findall(r"\w+", plan.query)}
+        now = self.clock.now()
+        kind = plan.answer
+        return [m for m in head if holds_answer(kind, texts.get(m, ""), asked, now)]
+
+    def _informative_first(self, ranked: list[str], plan: QueryPlan, k: int) -> list[str]:
+        """The top `k` of `ranked`, with memories that say nothing the question does not
+        ("InkSpot?" for "What is InkSpot?", "Team name?") after those that do: they match it
+        well and cannot answer it."""
+        head = ranked[: 2 * k]
+        asked = {_stem(w) for w in content_words(f"{plan.query} {plan.dense} {plan.lexical}")}
+        texts = self._texts(head)
+        says = {
+            mid: bool({_stem(w) for w in content_words(texts.get(mid, ""))} - asked) for mid in head
+        }
+        order = [m for m in head if says[m]] + [m for m in head if not says[m]] + ranked[2 * k :]
+        return order[:k]
+
+    def _texts(self, ids: Sequence[str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for chunk in _chunks(list(ids), 900):
+            marks = ",".join("?" for _ in chunk)
+            out.update(
+                self.store.conn.execute(
+                    f"SELECT id, text FROM memories WHERE id IN ({marks})", chunk
+                ).fetchall()
+            )
+        return out
+
+    def _meta(self, ids: Sequence[str]) -> dict[str, _Meta]:
+        out: dict[str, _Meta] = {}
+        for chunk in _chunks(list(ids), 900):
+            marks = ",".join("?" for _ in chunk)
+            for mid, author, is_owner, ts in self.store.conn.execute(
+                f"SELECT id, author, is_owner, ts FROM memories WHERE id IN ({marks})", chunk
+            ):
+                out[mid] = _Meta(author, bool(is_owner), ts)
+        return out
+
+    def _subject_ranking(
+        self, order: list[str], plan: QueryPlan, meta: dict[str, _Meta]
+    ) -> list[str]:
+        """The memories of the people the question is about first (the owner's own messages
+        and notes, a named speaker's messages), each group in combined-score order; empty when
+        none of the candidates is theirs."""
+
+        def theirs(mid: str) -> bool:
+            m = meta.get(mid)
+            if m is None:
+                return False
+            return (plan.about_owner and m.is_owner) or m.author in plan.speakers
+
+        own = [mid for mid in order if theirs(mid)]
+        return own + [mid for mid in order if not theirs(mid)] if own else []
 
     def _embed(self, text: str) -> np.ndarray:
         vector = self._vectors.get(text)
@@ -354,19 +547,6 @@ class Retriever:
             total += weight * scores[other]
         return total
 
-    def _speaker_ranking(
-        self,
-        candidates: list[str],
-        speakers: tuple[str, ...],
-        lex: dict[str, float],
-        dense: dict[str, float],
-    ) -> list[str]:
-        """The named speakers' own messages first, each group ordered by combined score."""
-        authors = {m.id: m.author for m in self.store.get_many(candidates)}
-        order = sorted(candidates, key=lambda mid: -(lex[mid] + dense[mid]))
-        own = [mid for mid in order if authors.get(mid) in speakers]
-        return own + [mid for mid in order if authors.get(mid) not in speakers]
-
     def _hits(
         self,
         ids: list[str],
@@ -385,13 +565,6 @@ class Retriever:
             )
             for m in self.store.get_many(ids)
         ]
-
-
-def fts_query(text: str) -> str:
-    """An FTS5 MATCH expression: any of the query's content words, each quoted so that user
-    input is never read as FTS5 syntax."""
-    words = [w for w in _WORD.findall(text.casefold()) if w not in STOPWORDS]
-    return " OR ".join(f'"{w}"' for w in dict.fromkeys(words))
 
 
 def chroma_where(flt: MemoryFilter, store: MemoryStore) -> dict[str, Any] | None:
@@ -415,6 +588,48 @@ def chroma_where(flt: MemoryFilter, store: MemoryStore) -> dict[str, Any] | None
     if flt.thread is not None:
         clauses.append({"thread": flt.thread})
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+def _narrowed(flt: MemoryFilter, window: TimeWindow) -> MemoryFilter | None:
+    """`flt` narrowed to `window` (never wider than either); None when they do not meet."""
+    since = window.start if flt.since is None else max(flt.since, window.start)
+    until = window.end if flt.until is None else min(flt.until, window.end)
+    return replace(flt, since=since, until=until) if since < until else None
+
+
+_PROPER_NAME = re.compile(r"(?<=[\w,;:)] )[A-ZÀ-Þ][\w'’-]+")
+_NUMBER = re.compile(
+    r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|"
+    r"hundred|thousand|dozen|once|twice|half)\b",
+    re.IGNORECASE,
+)
+_NOT_NAMES = frozenset(
+    ["i", "i'm", "i've", "i'll", "i'd", *MONTHS, *WEEKDAYS, "ok", "okay", "omg", "lol"]
+)
+
+
+def holds_answer(kind: AnswerKind | None, text: str, asked: set[str], now: datetime) -> bool:
+    """Whether `text` holds something of the kind a question asks for (a name or place it
+    does not already say, for "who" and "where")."""
+    if kind == AnswerKind.DATE:
+        return mentions_time(text, now)
+    if kind == AnswerKind.NUMBER:
+        return bool(_NUMBER.search(text))
+    if kind in (AnswerKind.PERSON, AnswerKind.PLACE):
+        return any(
+            w.casefold() not in asked and w.casefold() not in _NOT_NAMES
+            for w in _PROPER_NAME.findall(text)
+        )
+    return False
+
+
+def _stem(word: str) -> str:
+    """A word without a plural or possessive "s", enough to tell "names" from "name"."""
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
+
+
+def _inside(window: TimeWindow, ts: float) -> bool:
+    return window.contains(datetime.fromtimestamp(ts, tz=UTC))
 
 
 def _under(key: str, prefix: str) -> bool:

@@ -47,7 +47,7 @@ def persona_store(
     with MemoryStore.open(home / "memory", embedder) as store:
         for item in parse_paths(paths, settings):
             visibility = Visibility.FRIENDS if item.format == "notes" else None
-            store_parsed(store, item, settings, visibility)
+            store_parsed(store, item, settings, ceiling=visibility, default_visibility=visibility)
         yield store
 
 
