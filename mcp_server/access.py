@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import secrets
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -29,7 +30,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from twin.config import MCPSettings
 from twin.privacy import Audience, AudienceKind
 
+log = logging.getLogger(__name__)
+
 Transport = Literal["stdio", "http"]
+# A bearer token shorter than this is refused (`twin init` writes 43 random characters).
+MIN_TOKEN_CHARS = 24
 
 # Where `HTTPGate` leaves the caller for the MCP server to find (the ASGI scope of the request).
 SCOPE_KEY = "twin.caller"
@@ -147,6 +152,7 @@ class HTTPGate:
         headers = Headers(scope=scope)
         origin = headers.get("origin")
         if origin and not origin_allowed(origin, self.settings.allowed_origins):
+            _log_refusal(scope, 403, f"origin {origin!r} not allowed")
             await _refuse(send, 403, "origin not allowed")
             return
         scheme, _, token = headers.get("authorization", "").partition(" ")
@@ -154,9 +160,31 @@ class HTTPGate:
             caller_for_token(self.settings, token.strip()) if scheme.lower() == "bearer" else None
         )
         if caller is None:
+            why = "an unknown bearer token" if token.strip() else "no bearer token"
+            _log_refusal(scope, 401, why)
             await _refuse(send, 401, "a valid bearer token is required")
             return
         await self.app({**scope, SCOPE_KEY: caller}, receive, send)
+
+
+def weak_tokens(settings: MCPSettings) -> list[str]:
+    """The configured tokens too short to be safe, named by where they are set (never shown)."""
+    named = {"mcp.token": settings.token}
+    named.update({f"mcp.friend_tokens.{name}": t for name, t in settings.friend_tokens.items()})
+    return [where for where, token in named.items() if token and len(token) < MIN_TOKEN_CHARS]
+
+
+def _log_refusal(scope: Scope, status: int, why: str) -> None:
+    """A refused request, for the owner's log: who, what, why; never the token itself."""
+    client = scope.get("client") or ("?", 0)
+    log.warning(
+        "refused %s %s from %s (%d): %s",
+        scope.get("method", "?"),
+        scope.get("path", "?"),
+        client[0],
+        status,
+        why,
+    )
 
 
 async def _refuse(send: Send, status: int, message: str) -> None:

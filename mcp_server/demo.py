@@ -99,7 +99,10 @@ def _print_result(console: Console, result: BaseModel) -> None:
     lines: list[str] = []
     if isinstance(result, TwinAnswer):
         lines.append(f"answer: {result.answer}")
-        lines.append(f"found: {result.found}, confidence {result.confidence:.2f}, {result.model}")
+        lines.append(
+            f"found: {result.found}, search similarity {result.search_similarity:.2f}, "
+            f"{result.model}"
+        )
     elif isinstance(result, EnhancedRequest):
         lines.append(f"rewritten: {result.request}")
         lines += [f"+ {fact}" for fact in result.added]

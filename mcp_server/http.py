@@ -12,7 +12,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp
 
-from mcp_server.access import HTTPGate, is_loopback
+from mcp_server.access import MIN_TOKEN_CHARS, HTTPGate, is_loopback, weak_tokens
 from twin.config import MCPSettings
 
 PATH = "/mcp"
@@ -26,6 +26,13 @@ class ServeError(Exception):
 def check_http(settings: MCPSettings, host: str) -> None:
     """Refuse to serve HTTP that nobody could use safely: without any token every request would
     be refused, and a server reachable from other machines must never run without one."""
+    weak = weak_tokens(settings)
+    if weak:
+        raise ServeError(
+            f"refusing to serve MCP over HTTP: {', '.join(weak)} is shorter than "
+            f"{MIN_TOKEN_CHARS} characters; use a long random one, e.g. the output of "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+        )
     if settings.token or any(settings.friend_tokens.values()):
         return
     where = "on this machine" if is_loopback(host) else f"on {host}, reachable from other machines,"

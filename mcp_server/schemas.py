@@ -52,7 +52,7 @@ class TwinAnswer(BaseModel):
         description="False when memory holds nothing on the question: the answer then says so "
         "instead of guessing. Do not fill the gap with assumptions about the owner."
     )
-    confidence: float = Field(
+    search_similarity: float = Field(
         ge=0.0,
         le=1.0,
         description="How close the best memory behind the answer is to the question (cosine "
@@ -68,17 +68,23 @@ class TwinAnswer(BaseModel):
         description="What answered: a model version ('v0003/owner'), or 'retrieval' when no "
         "model was used."
     )
+    model_problem: str = Field(
+        default="",
+        description="Why no trained model answered (none trained yet, a damaged model file, a "
+        "failed call) and what fixes it; empty when one did.",
+    )
 
     @classmethod
     def of(cls, reply: TwinReply, audience: AudienceName) -> TwinAnswer:
         return cls(
             answer=reply.text,
             found=reply.found,
-            confidence=reply.confidence,
+            search_similarity=reply.search_similarity,
             memories=_refs(reply),
             withheld=reply.withheld,
             audience=audience,
             model=reply.model,
+            model_problem=reply.model_problem,
         )
 
 
@@ -87,9 +93,6 @@ class EnhancedRequest(BaseModel):
 
     request: str = Field(description="The request, rewritten to carry the owner's context.")
     added: list[str] = Field(description="The facts about the owner that were added.")
-    why: str | None = Field(
-        description="The twin's reasoning for what it added, when the model gives one."
-    )
     memories: list[MemoryRef] = Field(description="The memories the added context comes from.")
     model: str = Field(description="What wrote it: a model version, or 'retrieval'.")
 
@@ -98,7 +101,6 @@ class EnhancedRequest(BaseModel):
         return cls(
             request=reply.text,
             added=list(reply.added),
-            why=reply.reasoning,
             memories=_refs(reply),
             model=reply.model,
         )

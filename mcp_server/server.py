@@ -135,7 +135,8 @@ def build_server(
         description=(
             f"Ask {owner}'s twin a question that {owner}'s memory can answer (what they did, "
             "plan, like, decided, who they know, what was said in their chats). Returns the "
-            "answer, the memories it relied on (id, source, time, snippet) and a confidence; "
+            "answer, the memories it relied on (id, source, time, snippet) and how similar the "
+            "best one is to the question (search_similarity); "
             "`found` is false when memory holds nothing on the question. Phrase the question "
             f"as you would ask {owner} ('Where am I interviewing?' or 'Where is {owner} "
             "interviewing?' both work)."
@@ -167,7 +168,7 @@ def build_server(
             f"Before sending a request to another agent or expert on {owner}'s behalf, pass it "
             f"here: it comes back rewritten with the personal context from {owner}'s memory "
             "that the other side needs (preferences, constraints, history), with the list of "
-            "facts added and why. Send the rewritten request instead of the original."
+            "facts added. Send the rewritten request instead of the original."
         ),
         annotations=READ_ONLY,
     )

@@ -8,8 +8,8 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from memory.models import Visibility
-from twin.privacy import Audience
-from twin.registry import RegistryError
+from twin.privacy import Audience, ModelSide
+from twin.registry import ModelMetrics
 from twin.schedule import next_retraining
 from twin.service import Twin
 
@@ -26,10 +26,14 @@ class ModelStatus(BaseModel):
     base: str
     strategy: str = Field(description="The chain-of-thought strategy it was trained with.")
     trained_on_memories: int
-    metrics: dict[str, float] = Field(description="Its evaluation results.")
+    healthy: bool = Field(
+        description="False when a model file of this version is damaged and nothing can "
+        "stand in for it: answers then come from memory retrieval alone."
+    )
+    metrics: dict[ModelSide, ModelMetrics] = Field(description="Its evaluation results.")
 
 
-class TrainingRun(BaseModel):
+class LastTraining(BaseModel):
     version: str
     created_at: datetime
     promoted: bool = Field(description="Whether this version is the one answering now.")
@@ -49,9 +53,11 @@ class TwinStatus(BaseModel):
         description="'registry' (the trained twin model) or the configured model server."
     )
     model: ModelStatus | None = Field(description="The version answering now (null: none yet).")
-    model_note: str = ""
+    model_note: str = Field(
+        default="", description="What serves, or what is wrong with it and what to do."
+    )
     memories: MemoryCounts
-    last_training: TrainingRun | None = Field(description="The newest trained version.")
+    last_training: LastTraining | None = Field(description="The newest trained version.")
     next_training: datetime | None = Field(description="When training runs next, if scheduled.")
     next_training_note: str = ""
 
@@ -59,16 +65,10 @@ class TwinStatus(BaseModel):
 def twin_status(twin: Twin, audience: Audience, now: datetime | None = None) -> TwinStatus:
     """The status of `twin` as `audience` may see it (friends get counts of their view only)."""
     now = now or twin.clock.now()
-    registry = twin.models.registry
     role = twin.settings.llm.twin
+    health = twin.models.health()
+    current = health.manifest
     model = None
-    note = ""
-    try:
-        current = registry.current()
-        versions = registry.versions()
-    except RegistryError as exc:
-        current, versions = None, []
-        note = f"The model registry is damaged: {exc}"
     if current is not None:
         model = ModelStatus(
             version=current.version,
@@ -77,13 +77,13 @@ def twin_status(twin: Twin, audience: Audience, now: datetime | None = None) -> 
             base=current.base,
             strategy=current.strategy,
             trained_on_memories=current.memory_count,
+            healthy=health.healthy,
             metrics=current.metrics,
         )
-    elif not note:
-        note = "No model is trained yet: answers come from memory retrieval alone."
+    versions = twin.models.registry.versions()
     newest = versions[-1] if versions else None
     last = (
-        TrainingRun(
+        LastTraining(
             version=newest.version,
             created_at=newest.created_at,
             promoted=current is not None and newest.version == current.version,
@@ -103,7 +103,7 @@ def twin_status(twin: Twin, audience: Audience, now: datetime | None = None) -> 
         audience=audience.kind.value,
         serving=f"{role.backend}: {role.model or role.path}" if role.configured else "registry",
         model=model,
-        model_note=note,
+        model_note=health.summary(),
         memories=counts,
         last_training=last,
         next_training=next_run,

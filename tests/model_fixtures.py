@@ -1,4 +1,5 @@
-"""Tiny real models for tests: a byte-level BPE tokenizer, Qwen2 and Llama model folders, a GGUF.
+"""Tiny real models for tests: a byte-level BPE tokenizer, Qwen2 and Llama model folders, a GGUF,
+and the packaged SmolLM2 base converted once per session.
 
 Everything is built from scratch in seconds (hidden size 64, two layers, a vocabulary of about
 500) and cached per test session, so any test can use a real model without a download.
@@ -8,13 +9,21 @@ libraries are imported inside the builders: this plugin loads for every test run
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
 import pytest
 
-from training.tiny import SplitPattern, train_tokenizer
+from training.bases import Base
+from training.chat_template import CHATML_TRAINING_TEMPLATE
+from training.export import LLAMA3_PATTERN, QWEN2_PATTERN
+
+SplitPattern = Literal["qwen2", "llama3", "gpt2"]
+END_OF_TEXT = "<|endoftext|>"
+TURN_START = "<|im_start|>"
+TURN_END = "<|im_end|>"
+CHATML_SPECIAL_TOKENS = (END_OF_TEXT, TURN_START, TURN_END)
 
 TINY_CORPUS_LINES = (
     "I walked along the river this morning and watched the herons fish in the shallows.",
@@ -37,6 +46,56 @@ TINY_CORPUS_LINES = (
 )
 
 
+def train_tokenizer(
+    texts: Iterable[str],
+    out_dir: Path,
+    *,
+    vocab_size: int = 4096,
+    split: SplitPattern = "qwen2",
+    min_frequency: int = 2,
+) -> Path:
+    """Train a byte-level BPE tokenizer on `texts` and save it as a tokenizer folder.
+
+    The folder holds a `PreTrainedTokenizerFast` with ChatML special tokens (eos `<|im_end|>`,
+    pad `<|endoftext|>`) and a ChatML chat template. All 256 byte symbols
+    are in the vocabulary, so any text (including words never seen in training) tokenizes.
+    `split` picks the pre-tokenizer: Qwen2's split pattern (the default), Llama 3's, or GPT-2's
+    byte-level regex; all three are ones llama.cpp reproduces.
+    """
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.normalizer = normalizers.NFC()
+    if split == "gpt2":
+        tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    else:
+        pattern = QWEN2_PATTERN if split == "qwen2" else LLAMA3_PATTERN
+        tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+            [
+                pre_tokenizers.Split(Regex(pattern), behavior="isolated", invert=False),
+                pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+            ]
+        )
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=list(CHATML_SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, eos_token=TURN_END, pad_token=END_OF_TEXT
+    )
+    fast.chat_template = CHATML_TRAINING_TEMPLATE
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fast.save_pretrained(out_dir)
+    return out_dir
+
+
 def tiny_corpus() -> list[str]:
     """A few hundred words of varied text (several scripts, digits, punctuation, newlines)."""
     return [line for _ in range(3) for line in TINY_CORPUS_LINES]
@@ -45,7 +104,7 @@ def tiny_corpus() -> list[str]:
 def build_tiny_tokenizer(
     out_dir: Path, vocab_size: int = 500, split: SplitPattern = "qwen2"
 ) -> Path:
-    """The product's tokenizer trainer (`training.tiny.train_tokenizer`) on the tiny corpus.
+    """`train_tokenizer` on the tiny corpus.
 
     `split` picks the pre-tokenizer: Qwen2's split pattern (the default), Llama 3's, or GPT-2's
     classic byte-level regex. Every merge counts (min_frequency 0): the corpus is small.
@@ -185,3 +244,15 @@ def tiny_gguf_path(tmp_path_factory: pytest.TempPathFactory, tiny_qwen2_dir: Pat
     from training.export import export_gguf
 
     return export_gguf(tiny_qwen2_dir, tmp_path_factory.mktemp("tiny-gguf") / "tiny.gguf", "f16")
+
+
+@pytest.fixture(scope="session")
+def smollm2_base(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Base:
+    """The packaged SmolLM2-135M-Instruct converted into a trainable folder: once per machine
+    when pytest's cache is on (the folder is keyed by the GGUF's hash, so it cannot go stale),
+    else once per session."""
+    from training.bases import resolve_base
+
+    cache = getattr(request.config, "cache", None)
+    root = cache.mkdir("twin-bases") if cache is not None else tmp_path_factory.mktemp("bases")
+    return resolve_base("", Path(root))

@@ -2,27 +2,33 @@
 
 `persona_home_template` ingests the persona once per session; `persona_home` gives each test its
 own copy (tests may add and forget memories). `persona_models` trains the persona's twin once per
-session with the real pipeline (the smoke recipe: the micro model, a minute on two threads), and
-`persona_twin` opens a `Twin` on a copy of the home with those models serving.
+session with the real pipeline on the packaged SmolLM2 base (the smoke recipe: a few LoRA steps),
+and `persona_twin` opens a `Twin` on a copy of the home with those models serving (hard links:
+registered model files are read-only, so no test can damage the shared copy).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from core.clock import FixedClock
 from memory.embed import SentenceTransformerEmbedder
 from memory.store import MemoryStore
+from tests.conftest import PERSONA_NOW
+from training.bases import Base
 from training.pipeline import TrainingRun
 from training.recipe import RunOptions
+from twin.answerers import TwinModels
 from twin.config import Settings, load_settings
 from twin.ingest import parse_paths, store_parsed
+from twin.privacy import ModelSide
 from twin.registry import Manifest, ModelFiles, ModelRegistry
-from twin.service import Twin, TwinModels
+from twin.service import Twin
 
 PERSONA = Path(__file__).resolve().parents[1] / "examples" / "persona"
 
@@ -40,7 +46,9 @@ def ingest_persona(home: Path, embedder: SentenceTransformerEmbedder) -> Setting
     home.mkdir(parents=True, exist_ok=True)
     shutil.copy(PERSONA / "twin.toml", home / "twin.toml")
     settings = load_settings(home)
-    with MemoryStore.open(settings.paths.memory_dir, embedder) as store:
+    # stored as of the persona's day: whatever a test adds or trains later is newer
+    stored_on = FixedClock(PERSONA_NOW)
+    with MemoryStore.open(settings.paths.memory_dir, embedder, clock=stored_on) as store:
         for parsed in parse_paths(persona_inputs(), settings):
             store_parsed(store, parsed, settings)
     return settings
@@ -54,11 +62,14 @@ def register_model(home: Path, gguf: Path, *, version_note: str = "test model") 
     shutil.copy(gguf, folder / "shared.gguf")
     manifest = Manifest(
         version=folder.name,
-        created_at=datetime.now(UTC),
+        created_at=PERSONA_NOW,
         base="tests",
         strategy="weak",
         data_hash="-",
-        files=ModelFiles(owner="owner.gguf", shared="shared.gguf"),
+        models={
+            ModelSide.OWNER: ModelFiles(ggufs=["owner.gguf"]),
+            ModelSide.SHARED: ModelFiles(ggufs=["shared.gguf"]),
+        },
         context_size=512,
         max_new_tokens=24,
         notes=version_note,
@@ -66,6 +77,33 @@ def register_model(home: Path, gguf: Path, *, version_note: str = "test model") 
     registry.register(manifest)
     registry.promote(manifest.version)
     return manifest
+
+
+def link_models(source: Path, target: Path) -> None:
+    """A copy of a models folder: its read-only model files hard-linked (they are large and
+    nothing writes them), everything else (pointer, manifests) copied, so a test that
+    damages those damages its own copy only."""
+
+    def place(src: str, dst: str) -> None:
+        if os.access(src, os.W_OK):
+            shutil.copy2(src, dst)
+        else:
+            os.link(src, dst)
+
+    shutil.copytree(source, target, dirs_exist_ok=True, copy_function=place)
+
+
+def promote_a_copy(registry: ModelRegistry) -> str:
+    """A new version with the current one's files (hard links) and manifest, promoted."""
+    current = registry.current()
+    assert current is not None
+    folder = registry.allocate()
+    for side in ModelSide:
+        for name in current.files(side).ggufs:
+            os.link(registry.folder(current) / name, folder / name)
+    registry.register(current.model_copy(update={"version": folder.name}))
+    registry.promote(folder.name)
+    return folder.name
 
 
 @pytest.fixture(scope="session")
@@ -90,14 +128,16 @@ def persona_models(
     tmp_path_factory: pytest.TempPathFactory,
     persona_home_template: Path,
     embedder: SentenceTransformerEmbedder,
+    smollm2_base: Base,
 ) -> Path:
     """The models folder of the persona's twin, trained from its memory by `twin train`'s
-    pipeline (smoke recipe): an owner and a shared model, current version v0001."""
+    pipeline on the packaged base (smoke recipe): an owner and a shared model, v0001."""
     home = tmp_path_factory.mktemp("persona-trained") / "home"
     shutil.copytree(persona_home_template, home)
-    settings = load_settings(home)
+    settings = load_settings(home, training={"quantizations": ["q8_0"]})
+    options = RunOptions(base=str(smollm2_base.folder), fast=True, threads=2)
     with MemoryStore.open(settings.paths.memory_dir, embedder) as store:
-        result = TrainingRun.create(settings, store, RunOptions(fast=True, threads=2)).run()
+        result = TrainingRun.create(settings, store, options, clock=FixedClock(PERSONA_NOW)).run()
     assert result.promoted, result
     return settings.paths.models_dir
 
@@ -108,9 +148,9 @@ def persona_twin(
 ) -> Iterator[Twin]:
     """A Twin on the persona's memory, answering with the persona's trained tiny twin."""
     settings = load_settings(persona_home)
-    shutil.copytree(persona_models, settings.paths.models_dir, dirs_exist_ok=True)
+    link_models(persona_models, settings.paths.models_dir)
     store = MemoryStore.open(settings.paths.memory_dir, embedder)
-    twin = Twin(settings, store, TwinModels(settings, ModelRegistry(settings.paths.models_dir)))
+    twin = Twin(settings, store, TwinModels(ModelRegistry(settings.paths.models_dir), threads=1))
     yield twin
     twin.models.close()
     store.close()

@@ -32,8 +32,8 @@ from training.pipeline import (
     TrainingRun,
 )
 from training.recipe import RunOptions
-from training.tiny import TINY_SIZES
 from twin.config import ConfigError, Settings, load_settings
+from twin.privacy import ModelSide
 from twin.registry import ModelRegistry, RegistryError
 from twin.tasks import CoTStrategy
 
@@ -105,8 +105,9 @@ def train(
     base: Annotated[
         str | None,
         typer.Option(
-            help="A model folder or Hugging Face id to fine-tune with LoRA; empty = the offline "
-            "tiny base [default: training.base from twin.toml]."
+            help="The base to fine-tune with LoRA: a model folder, a .gguf file or a Hugging "
+            "Face id [default: training.base from twin.toml, else the packaged "
+            "SmolLM2-135M-Instruct]."
         ),
     ] = None,
     strategy: Annotated[
@@ -124,12 +125,8 @@ def train(
     ] = False,
     fast: Annotated[
         bool,
-        typer.Option(help="A seconds-long smoke run (tiny data, one pass); not a useful twin."),
+        typer.Option(help="A minute-long smoke run (a few samples, one pass); not a useful twin."),
     ] = False,
-    tiny_size: Annotated[
-        str | None,
-        typer.Option(help=f"Size of the tiny base: {', '.join(TINY_SIZES)} [default: small]."),
-    ] = None,
     threads: Annotated[
         int | None, typer.Option(help="CPU threads for training [default: every core].")
     ] = None,
@@ -142,8 +139,6 @@ def train(
     from twin.ingest import open_store
 
     s = _settings(ctx)
-    if tiny_size is not None and tiny_size not in TINY_SIZES:
-        raise _fail(f"unknown tiny size {tiny_size!r}; choose one of {', '.join(TINY_SIZES)}")
     try:
         store = open_store(s)
     except RuntimeError as exc:
@@ -160,7 +155,6 @@ def train(
                         s.training,
                         base=base,
                         strategy=strategy,
-                        tiny_size=tiny_size,
                         threads=threads,
                         fast=fast,
                         promote=not no_promote,
@@ -181,9 +175,9 @@ def print_result(result: RunResult, console: Console = console) -> None:
         table.add_row(str(record.stage), seconds, record.summary)
     console.print(table)
     accuracy = [
-        f"{side} {result.metrics[f'{side}.key_fact_accuracy']:.2f}"
-        for side in ("owner", "shared")
-        if f"{side}.key_fact_accuracy" in result.metrics
+        f"{side} {metrics.key_fact_accuracy:.2f}"
+        for side, metrics in sorted(result.metrics.items())
+        if metrics.key_fact_accuracy is not None
     ]
     if accuracy:
         console.print(f"Held-out key-fact accuracy: {', '.join(accuracy)}")
@@ -204,11 +198,11 @@ def _registry(ctx: typer.Context) -> ModelRegistry:
 def list_models(ctx: typer.Context) -> None:
     """Every trained version, with what it was trained on and how it scored."""
     registry = _registry(ctx)
-    try:
-        versions = registry.versions()
-        current = registry.current_version()
-    except RegistryError as exc:
-        raise _fail(str(exc)) from exc
+    versions = registry.versions()
+    health = registry.health()
+    current = health.version
+    for problem in registry.problems():
+        err.print(f"[yellow]warning:[/] {problem}")
     if not versions:
         console.print("No trained models yet: run `twin train`.")
         return
@@ -217,9 +211,9 @@ def list_models(ctx: typer.Context) -> None:
     for m in versions:
         samples = sum(n for key, n in m.samples.items() if ":train:" in key)
         accuracy = " / ".join(
-            f"{m.metrics[f'{side}.key_fact_accuracy']:.2f}"
-            for side in ("owner", "shared")
-            if f"{side}.key_fact_accuracy" in m.metrics
+            f"{m.metric(side).key_fact_accuracy:.2f}"
+            for side in (ModelSide.OWNER, ModelSide.SHARED)
+            if m.metric(side).key_fact_accuracy is not None
         )
         table.add_row(
             "[bold green]*[/]" if m.version == current else "",
@@ -233,6 +227,8 @@ def list_models(ctx: typer.Context) -> None:
         )
     console.print(table)
     console.print("[dim]* serving now; accuracy = held-out key facts, owner / shared model[/]")
+    style = "green" if health.healthy else "bold red"
+    console.print(f"[{style}]{health.summary()}[/]")
 
 
 @models_app.command()

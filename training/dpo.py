@@ -1,10 +1,10 @@
 """Preference training with trl's DPOTrainer, after SFT.
 
-A preference is a prompt (chat messages) with a reply to prefer and one to avoid. The reference
-policy DPO measures against is the model as it comes in: for a LoRA run the adapter-disabled
-model (no second copy in memory); for full training (the tiny base) its log-probabilities are
-computed once before training starts, which also needs no second copy. Like SFT, the stage ends
-in a complete model folder, the adapter merged.
+A preference is a prompt (chat messages) with a reply to prefer and one to avoid. DPO trains a
+fresh LoRA adapter on top of the SFT model (the `ModelStack` it is given, merged in memory); the
+reference policy is that same model with the adapter switched off, so no second copy is held.
+Held-out preferences measure whether DPO learned anything: the share of them where the trained
+model prefers the chosen reply more than the reference does (trl's reward accuracy).
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from training.lora import ModelStack
 from training.sft import (
     REPORT,
     Hyperparameters,
@@ -23,16 +25,19 @@ from training.sft import (
     StepRecorder,
     TrainReport,
     chat_rows,
-    load_model,
-    lora_config,
     quiet_libraries,
-    save_trained,
+    save_adapter,
     trainer_arguments,
 )
-from training.tiny import load_tokenizer
 from twin.llm.base import ChatMessage
 
+if TYPE_CHECKING:
+    from datasets import Dataset as HFDataset
+
 log = logging.getLogger(__name__)
+
+HELD_OUT_ACCURACY = "held_out_reward_accuracy"
+HELD_OUT_MARGIN = "held_out_reward_margin"
 
 
 @dataclass(frozen=True)
@@ -45,57 +50,48 @@ class Preference:
 
 
 def train_dpo(
-    base_dir: Path,
+    stack: ModelStack,
     preferences: Sequence[Preference],
     work_dir: Path,
     hyper: Hyperparameters,
     *,
     beta: float = 0.1,
     sft_weight: float = 0.0,
+    held_out: Sequence[Preference] = (),
     name: str = "dpo",
     progress: Progress | None = None,
 ) -> tuple[Path, TrainReport]:
-    """Train the model in `base_dir` to prefer each preference's chosen reply.
+    """Train an adapter on top of `stack` to prefer each preference's chosen reply.
 
-    `sft_weight` > 0 adds the chosen reply's likelihood to the loss (as in RPO), which keeps a
-    small model from drifting away from the answers it learned in SFT while it learns the
-    preferences. Returns the trained model's folder (`work_dir/model`) and the report.
+    `sft_weight` > 0 adds the chosen reply's likelihood to the loss (as in RPO), which keeps the
+    model from drifting from the answers it learned in SFT. With `held_out` preferences the
+    report's `final` carries their reward accuracy and margin after training. Returns the
+    adapter's folder (`work_dir/adapter`) and the report.
     """
-    from datasets import Dataset as HFDataset
     from trl import DPOConfig, DPOTrainer
 
     if not preferences:
         raise ValueError(f"{name}: no preference pairs to train on")
     quiet_libraries()
-    data = HFDataset.from_list(
-        [
-            {
-                "prompt": chat_rows(p.prompt),
-                "chosen": [{"role": "assistant", "content": p.chosen}],
-                "rejected": [{"role": "assistant", "content": p.rejected}],
-            }
-            for p in preferences
-        ]
-    )
     losses = ["sigmoid", "sft"] if sft_weight > 0 else ["sigmoid"]
     args = DPOConfig(
-        **trainer_arguments(work_dir, hyper, data_size=len(data)),
+        **trainer_arguments(work_dir, hyper, data_size=len(preferences)),
         max_length=hyper.max_length,
         beta=beta,
         loss_type=losses,
         loss_weights=[1.0, sft_weight] if sft_weight > 0 else None,
-        # full training: the reference is the incoming model, scored once up front
-        precompute_ref_log_probs=hyper.lora is None,
+        per_device_eval_batch_size=hyper.batch_size,
     )
     recorder = StepRecorder(name, progress)
     with _no_tqdm():
         trainer = DPOTrainer(
-            model=load_model(base_dir),
+            model=stack.load(),
             ref_model=None,
             args=args,
-            train_dataset=data,
-            processing_class=load_tokenizer(base_dir),
-            peft_config=lora_config(hyper.lora),
+            train_dataset=_rows(preferences),
+            eval_dataset=_rows(held_out) if held_out else None,
+            processing_class=stack.tokenizer(),
+            peft_config=hyper.lora.peft_config(stack.layer_count()),
             callbacks=[recorder.callback()],
         )
         recorder.attach(trainer)
@@ -107,18 +103,39 @@ def train_dpo(
             )
         ]
         recorder.train(trainer, lengths, hyper.epochs)
-    model_dir = save_trained(trainer, base_dir, work_dir)
+        if held_out:
+            scores = trainer.evaluate()
+            recorder.report.final[HELD_OUT_ACCURACY] = round(
+                float(scores["eval_rewards/accuracies"]), 4
+            )
+            recorder.report.final[HELD_OUT_MARGIN] = round(float(scores["eval_rewards/margins"]), 4)
+    adapter = save_adapter(trainer, work_dir)
     recorder.report.save(work_dir / REPORT)
     log.info(
-        "%s: %d pairs, %d steps in %.1fs, last loss %s, reward accuracy %s",
+        "%s: %d pairs, %d steps in %.1fs, last loss %s, held-out reward accuracy %s",
         name,
         len(lengths),
         recorder.report.steps,
         recorder.report.seconds,
         recorder.report.last_loss,
-        recorder.report.final.get("rewards/accuracies"),
+        recorder.report.final.get(HELD_OUT_ACCURACY),
     )
-    return model_dir, recorder.report
+    return adapter, recorder.report
+
+
+def _rows(preferences: Sequence[Preference]) -> HFDataset:
+    from datasets import Dataset as HFDataset
+
+    return HFDataset.from_list(
+        [
+            {
+                "prompt": chat_rows(p.prompt),
+                "chosen": [{"role": "assistant", "content": p.chosen}],
+                "rejected": [{"role": "assistant", "content": p.rejected}],
+            }
+            for p in preferences
+        ]
+    )
 
 
 @contextmanager

@@ -1,8 +1,10 @@
-"""From a trained Hugging Face model folder to a GGUF file that llama.cpp serves.
+"""From a trained model to a GGUF file that llama.cpp serves.
 
-`merge_lora` folds a LoRA adapter into its base model; `export_gguf` writes a Qwen2 or Llama
-model, its byte-level BPE tokenizer and its chat template into one GGUF file with the `gguf`
-package, as f32, f16 or q8_0. llama.cpp then reproduces transformers' greedy output.
+`export_gguf` writes a Qwen2 or Llama model folder, its byte-level BPE tokenizer and its chat
+template into one GGUF file with the `gguf` package, as f32, f16 or q8_0; llama.cpp then
+reproduces transformers' greedy output. `export_stack` does it for a base with LoRA adapters
+(`training.lora.ModelStack`): merged once into a scratch folder, written in every quantisation
+asked for, the scratch folder removed.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from typing import Any, Literal
 
 import gguf
 import numpy as np
+
+from training.lora import ModelStack
 
 Quantization = Literal["f32", "f16", "q8_0"]
 
@@ -41,23 +45,11 @@ QWEN2_PATTERN = (
 )
 LLAMA3_PATTERN = QWEN2_PATTERN.replace(r"|\p{N}|", r"|\p{N}{1,3}|")
 
-# Files that make up a tokenizer folder, copied verbatim so nothing is re-derived.
-TOKENIZER_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "chat_template.jinja",
-    "chat_template.json",
-    "added_tokens.json",
-    "vocab.json",
-    "merges.txt",
-)
-
 Q8_0_BLOCK = gguf.GGML_QUANT_SIZES[gguf.GGMLQuantizationType.Q8_0][0]
 
 
 @dataclass(frozen=True)
-class Hyperparameters:
+class NetworkShape:
     """What llama.cpp needs to know about the network, read from config.json."""
 
     architecture: str
@@ -94,28 +86,18 @@ class Vocabulary:
     chat_template: str | None
 
 
-def merge_lora(base_dir: Path, adapter_dir: Path, out_dir: Path) -> Path:
-    """Fold the LoRA adapter in `adapter_dir` into the base model; save model and tokenizer.
-
-    The tokenizer files are copied verbatim from the adapter folder when training saved them
-    there (it may have changed the chat template), else from the base folder.
-    """
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM
-
-    base_dir, adapter_dir, out_dir = Path(base_dir), Path(adapter_dir), Path(out_dir)
-    _require_files(base_dir, ("config.json",), "base model")
-    _require_files(adapter_dir, ("adapter_config.json",), "LoRA adapter")
-    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype="auto")
-    merged = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    merged.save_pretrained(out_dir)
-    tokenizer_source = adapter_dir if (adapter_dir / "tokenizer.json").exists() else base_dir
-    _require_files(tokenizer_source, ("tokenizer.json",), "tokenizer")
-    for name in TOKENIZER_FILES:
-        if (tokenizer_source / name).exists():
-            shutil.copy2(tokenizer_source / name, out_dir / name)
-    return out_dir
+def export_stack(stack: ModelStack, targets: dict[Quantization, Path]) -> dict[Quantization, Path]:
+    """Merge `stack` and write it as a GGUF per quantisation in `targets` (quant → path)."""
+    if not targets:
+        return {}
+    scratch_root = next(iter(targets.values())).parent
+    scratch_root.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".merged-", dir=scratch_root))
+    try:
+        stack.save_merged(scratch)
+        return {quant: export_gguf(scratch, path, quant) for quant, path in targets.items()}
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def export_gguf(model_dir: Path, out_path: Path, quant: Quantization = "f16") -> Path:
@@ -157,7 +139,7 @@ def export_gguf(model_dir: Path, out_path: Path, quant: Quantization = "f16") ->
     return out_path
 
 
-def read_hyperparameters(model_dir: Path) -> Hyperparameters:
+def read_hyperparameters(model_dir: Path) -> NetworkShape:
     """The network's shape from config.json; unsupported architectures raise ValueError."""
     config = _read_json(model_dir / "config.json")
     architectures = config.get("architectures") or []
@@ -173,7 +155,7 @@ def read_hyperparameters(model_dir: Path) -> Hyperparameters:
         raise ValueError(f"{model_dir}/config.json: missing {exc.args[0]!r}") from None
 
 
-def _hyperparameters(config: dict[str, Any], architecture: str, model_dir: Path) -> Hyperparameters:
+def _hyperparameters(config: dict[str, Any], architecture: str, model_dir: Path) -> NetworkShape:
     heads = int(config["num_attention_heads"])
     hidden = int(config["hidden_size"])
     # transformers 5 keeps rope settings in `rope_parameters`; older configs in
@@ -183,7 +165,7 @@ def _hyperparameters(config: dict[str, Any], architecture: str, model_dir: Path)
     rope_type = rope.get("rope_type", rope.get("type", "default"))
     if rope_type not in ("default", "linear", "llama3"):
         raise ValueError(f"{model_dir}: rope type {rope_type!r} is not supported by the exporter")
-    return Hyperparameters(
+    return NetworkShape(
         architecture=architecture,
         arch=ARCHITECTURES[architecture],
         context_length=int(config["max_position_embeddings"]),
@@ -290,9 +272,16 @@ def _pre_tokenizer_name(pre_tokenizer: dict[str, Any] | None, tokenizer_path: Pa
             return "llama-bpe"
     if kinds == ["ByteLevel"] and steps[0].get("use_regex", True):
         return "gpt-2"
+    if (
+        kinds == ["Digits", "ByteLevel"]
+        and steps[0].get("individual_digits")
+        and steps[1].get("use_regex", True)
+    ):
+        return "smollm"  # SmolLM's: each digit alone, then GPT-2's byte-level regex
     raise ValueError(
         f"{tokenizer_path}: pre-tokenizer {kinds or 'none'} is not one llama.cpp reproduces "
-        "(supported: Qwen2's or Llama 3's split pattern with ByteLevel, or GPT-2's ByteLevel)"
+        "(supported: Qwen2's or Llama 3's split pattern with ByteLevel, GPT-2's ByteLevel, or "
+        "SmolLM's digits then ByteLevel)"
     )
 
 
@@ -316,7 +305,7 @@ def _special_token_texts(model_dir: Path) -> dict[str, str | None]:
 def _add_metadata(
     writer: gguf.GGUFWriter,
     model_dir: Path,
-    params: Hyperparameters,
+    params: NetworkShape,
     vocab: Vocabulary,
     quant: Quantization,
 ) -> None:
@@ -375,7 +364,7 @@ def _weight_files(model_dir: Path) -> list[Path]:
 
 
 def _converted_tensors(
-    weight_files: list[Path], params: Hyperparameters, quant: Quantization
+    weight_files: list[Path], params: NetworkShape, quant: Quantization
 ) -> Iterator[tuple[str, np.ndarray, gguf.GGMLQuantizationType | None]]:
     """Each checkpoint tensor under its GGUF name, rearranged and cast for llama.cpp."""
     from safetensors import safe_open
@@ -430,7 +419,7 @@ def _cast(
     return data.astype(np.float16), None
 
 
-def _llama3_rope_factors(params: Hyperparameters) -> np.ndarray:
+def _llama3_rope_factors(params: NetworkShape) -> np.ndarray:
     """Per-frequency divisors that turn plain RoPE into Llama 3's long-context RoPE."""
     scaling = params.rope_scaling
     factor = float(scaling["factor"])

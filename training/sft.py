@@ -1,14 +1,12 @@
-"""Supervised training with trl's SFTTrainer: plain language modelling and chat fine-tuning.
+"""Supervised fine-tuning with trl's SFTTrainer: a LoRA adapter on a pretrained chat model.
 
-One code path serves both kinds of base. A tiny base made by `training.tiny` is trained in full;
-a pretrained base gets a LoRA adapter (peft), which is then merged so every stage ends in a
-complete Hugging Face model folder that the next stage, the evaluation and the GGUF export
-read. Chat data is trained with the loss on the assistant's tokens only (the chat template's
-`{% generation %}` markers say which those are; trl supplies a marked template for bases whose
-own template has none).
+Every conversation ends with the assistant's reply, and the loss is on the assistant's tokens
+alone (a chat template with `{% generation %}` markers says which those are, see
+`training.chat_template`). A run trains from a `ModelStack` (the base, and adapters trained
+before) and ends with one more adapter, saved in `work_dir/adapter`.
 
-Runs on the CPU unless a GPU is there; under `accelerate launch` the Trainer spreads the work
-over the GPUs it is given.
+Runs on the CPU unless a GPU is there (bfloat16 autocast only where the hardware computes it);
+under `accelerate launch` the Trainer spreads the work over the GPUs it is given.
 """
 
 from __future__ import annotations
@@ -22,48 +20,33 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from training.export import merge_lora
-from training.tiny import load_tokenizer
+from training.lora import LoraSpec, ModelStack, use_bf16
 from twin.llm.base import ChatMessage
 
 if TYPE_CHECKING:
-    from datasets import Dataset as HFDataset
-    from transformers import PreTrainedModel, TrainerCallback
+    from transformers import TrainerCallback
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
 """Called as progress(steps_done, total_steps) while a trainer runs."""
 
-# The modules LoRA adapts in Qwen2 and Llama blocks: attention and MLP projections.
-LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-MODEL = "model"
 ADAPTER = "adapter"
 REPORT = "report.json"
 
 
 @dataclass(frozen=True)
-class LoraSpec:
-    """A LoRA adapter's shape."""
-
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.05
-    targets: tuple[str, ...] = LORA_TARGETS
-
-
-@dataclass(frozen=True)
 class Hyperparameters:
-    """How one trainer runs. `lora` None trains every weight."""
+    """How one trainer runs."""
 
     epochs: float
     learning_rate: float
     batch_size: int
     max_length: int
+    lora: LoraSpec = field(default_factory=LoraSpec)
     seed: int = 0
     warmup_ratio: float = 0.05
     weight_decay: float = 0.0
-    lora: LoraSpec | None = None
     # How many loss values to record over the run (for the loss curve).
     log_points: int = 60
 
@@ -106,93 +89,44 @@ class TrainReport:
         return cls(**data)
 
 
-def train_language_model(
-    base_dir: Path,
-    texts: Sequence[str],
-    work_dir: Path,
-    hyper: Hyperparameters,
-    *,
-    name: str = "pretrain",
-    progress: Progress | None = None,
-) -> tuple[Path, TrainReport]:
-    """Train the model in `base_dir` to continue `texts` (every token counts).
-
-    Returns the trained model's folder (`work_dir/model`) and the report.
-    """
-    from datasets import Dataset as HFDataset
-
-    if not texts:
-        raise ValueError(f"{name}: no text to train on")
-    data = HFDataset.from_list([{"text": t} for t in texts])
-    return _run(base_dir, data, work_dir, hyper, name, progress, assistant_only=False)
-
-
 def train_sft(
-    base_dir: Path,
+    stack: ModelStack,
     conversations: Sequence[Sequence[ChatMessage]],
     work_dir: Path,
     hyper: Hyperparameters,
     *,
-    assistant_only: bool = True,
     name: str = "sft",
     progress: Progress | None = None,
 ) -> tuple[Path, TrainReport]:
-    """Fine-tune the model in `base_dir` on chat `conversations`. Each conversation ends with
-    the assistant's reply.
-
-    With `assistant_only` the loss is on the assistant's turns alone (what fine-tuning a
-    pretrained model wants); without it on every token, which gives a model trained from
-    scratch far more to learn from each conversation: the prompts are memory text too.
-    Returns the trained model's folder (`work_dir/model`) and the report.
-    """
+    """Train a LoRA adapter on top of `stack` to give each conversation's final (assistant)
+    reply. Returns the adapter's folder (`work_dir/adapter`) and the report."""
     from datasets import Dataset as HFDataset
+    from trl import SFTConfig, SFTTrainer
 
     if not conversations:
         raise ValueError(f"{name}: no conversations to train on")
-    data = HFDataset.from_list([{"messages": chat_rows(c)} for c in conversations])
-    return _run(base_dir, data, work_dir, hyper, name, progress, assistant_only=assistant_only)
-
-
-def chat_rows(messages: Sequence[ChatMessage]) -> list[dict[str, str]]:
-    """Messages as the dicts chat templates and trl read."""
-    return [{"role": m.role, "content": m.content} for m in messages]
-
-
-def _run(
-    base_dir: Path,
-    data: HFDataset,
-    work_dir: Path,
-    hyper: Hyperparameters,
-    name: str,
-    progress: Progress | None,
-    *,
-    assistant_only: bool,
-) -> tuple[Path, TrainReport]:
-    from trl import SFTConfig, SFTTrainer
-
     quiet_libraries()
-    tokenizer = load_tokenizer(base_dir)
-    model = load_model(base_dir)
+    data = HFDataset.from_list([{"messages": chat_rows(c)} for c in conversations])
     args = SFTConfig(
         **trainer_arguments(work_dir, hyper, data_size=len(data)),
         max_length=hyper.max_length,
-        assistant_only_loss=assistant_only,
+        assistant_only_loss=True,
         dataset_num_proc=None,
         # batches of similar lengths: chat samples vary a lot, and padding is wasted compute
         train_sampling_strategy="group_by_length",
     )
     recorder = StepRecorder(name, progress)
     trainer = SFTTrainer(
-        model=model,
+        model=stack.load(),
         args=args,
         train_dataset=data,
-        processing_class=tokenizer,
-        peft_config=lora_config(hyper.lora),
+        processing_class=stack.training_tokenizer(),
+        peft_config=hyper.lora.peft_config(stack.layer_count()),
         callbacks=[recorder.callback()],
     )
     recorder.attach(trainer)
     recorder.train(trainer, [len(ids) for ids in trainer.train_dataset["input_ids"]], hyper.epochs)
-    model_dir = save_trained(trainer, base_dir, work_dir)
+    adapter = save_adapter(trainer, work_dir)
     recorder.report.save(work_dir / REPORT)
     log.info(
         "%s: %d steps, %d tokens in %.1fs (%.0f tokens/s), last loss %s",
@@ -203,25 +137,18 @@ def _run(
         recorder.report.tokens_per_second,
         recorder.report.last_loss,
     )
-    return model_dir, recorder.report
+    return adapter, recorder.report
 
 
-def load_model(model_dir: Path) -> PreTrainedModel:
-    """The causal LM in `model_dir`, in float32 on the CPU (bfloat16 on a GPU that has it)."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    dtype = torch.float32
-    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
-        dtype = torch.bfloat16
-    return AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
+def chat_rows(messages: Sequence[ChatMessage]) -> list[dict[str, str]]:
+    """Messages as the dicts chat templates and trl read."""
+    return [{"role": m.role, "content": m.content} for m in messages]
 
 
 def trainer_arguments(work_dir: Path, hyper: Hyperparameters, *, data_size: int) -> dict[str, Any]:
     """TrainingArguments shared by the SFT and DPO trainers."""
     import torch
 
-    on_gpu = torch.cuda.is_available()
     steps = max(1, round(-(-data_size // hyper.batch_size) * hyper.epochs))
     return {
         "output_dir": str(work_dir / "trainer"),
@@ -239,57 +166,23 @@ def trainer_arguments(work_dir: Path, hyper: Hyperparameters, *, data_size: int)
         "disable_tqdm": True,
         # small models: recomputing activations costs time and saves memory nobody needs
         "activation_checkpointing": False,
-        "use_cpu": not on_gpu,
-        "bf16": on_gpu and torch.cuda.is_bf16_supported(),
+        "use_cpu": not torch.cuda.is_available(),
+        # trl turns bfloat16 on by default; on a CPU without native bfloat16 it is emulated
+        # and tens of times slower than float32
+        "bf16": use_bf16(),
         "dataloader_num_workers": 0,
     }
 
 
-def lora_config(spec: LoraSpec | None) -> Any:
-    """The peft config for `spec`, or None for full training."""
-    if spec is None:
-        return None
-    from peft import LoraConfig
-
-    return LoraConfig(
-        r=spec.r,
-        lora_alpha=spec.alpha,
-        lora_dropout=spec.dropout,
-        target_modules=list(spec.targets),
-        task_type="CAUSAL_LM",
-    )
-
-
-def save_trained(trainer: Any, base_dir: Path, work_dir: Path) -> Path:
-    """Save what `trainer` trained as a complete model folder `work_dir/model`.
-
-    A LoRA adapter is saved to `work_dir/adapter` and merged into the base; a fully trained
-    model is saved as it is. The tokenizer is the base's, byte for byte.
-    """
-    from peft import PeftModel
-
-    model_dir = work_dir / MODEL
-    if model_dir.exists():
-        shutil.rmtree(model_dir)
+def save_adapter(trainer: Any, work_dir: Path) -> Path:
+    """Save the LoRA adapter `trainer` trained to `work_dir/adapter` (and drop its scratch)."""
+    adapter_dir = work_dir / ADAPTER
+    if adapter_dir.exists():
+        shutil.rmtree(adapter_dir)
     model = trainer.accelerator.unwrap_model(trainer.model)
-    if isinstance(model, PeftModel):
-        adapter_dir = work_dir / ADAPTER
-        model.save_pretrained(adapter_dir)
-        merge_lora(base_dir, adapter_dir, model_dir)
-    else:
-        model.save_pretrained(model_dir)
-        copy_tokenizer(base_dir, model_dir)
+    model.save_pretrained(adapter_dir)
     shutil.rmtree(work_dir / "trainer", ignore_errors=True)
-    return model_dir
-
-
-def copy_tokenizer(source: Path, target: Path) -> None:
-    """Copy the tokenizer files of `source` into `target` unchanged."""
-    from training.export import TOKENIZER_FILES
-
-    for name in TOKENIZER_FILES:
-        if (source / name).exists():
-            shutil.copy2(source / name, target / name)
+    return adapter_dir
 
 
 class StepRecorder:

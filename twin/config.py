@@ -7,10 +7,12 @@ a double underscore: `TWIN_OWNER__NAME=Ada`). The home is `--home`, else `$TWIN_
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import tomllib
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,6 +24,9 @@ from memory.models import OwnerIdentity, Visibility
 
 DEFAULT_HOME = Path(".twin")
 CONFIG_FILE = "twin.toml"
+# The home and the secrets in it (tokens, memory) are readable by the owner only.
+SECRET_DIR_MODE = 0o700
+SECRET_FILE_MODE = 0o600
 
 
 class ConfigError(Exception):
@@ -32,9 +37,20 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class Pronouns(StrEnum):
+    """The pronouns the twin uses for the owner when it tells others about them ("she works
+    at…"); "they" takes plural verbs ("they work at…")."""
+
+    SHE = "she"
+    HE = "he"
+    THEY = "they"
+
+
 class OwnerSettings(_Section):
     name: str = "Me"
     aliases: list[str] = Field(default_factory=list)
+    # How the twin speaks of you to others: "Iris works at…", then "she", "he" or "they".
+    pronouns: Pronouns = Pronouns.THEY
     # Platform ids of the owner's accounts, as the exports name them, e.g.
     # telegram = ["user123456789"], discord = ["123456789012345678"].
     ids: dict[str, list[str]] = Field(default_factory=dict)
@@ -59,9 +75,30 @@ class MemorySettings(_Section):
     )
     chunk_chars: int = Field(default=900, ge=200, le=8000)
     chunk_overlap: int = Field(default=120, ge=0, le=2000)
+    # Larger files are refused (left out of a folder, an error when named): a Markdown or text
+    # note above max_note_mb (10 MB of text is some 12,000 chunks to embed), any other file (a
+    # chat export, a PDF) above max_file_mb (reading JSON takes several times its size in
+    # memory). 0 means no limit.
+    max_note_mb: float = Field(default=10, ge=0)
+    max_file_mb: float = Field(default=200, ge=0)
+    # How long a write (an import, a forget, a `remember`) waits for another process's write to
+    # finish before it gives up with an error, in seconds.
+    write_wait_s: float = Field(default=300.0, gt=0)
 
     def visibility_for(self, fmt: str) -> Visibility:
         return self.default_visibility.get(fmt, Visibility.PRIVATE)
+
+    @property
+    def max_note_bytes(self) -> int | None:
+        return _megabytes(self.max_note_mb)
+
+    @property
+    def max_file_bytes(self) -> int | None:
+        return _megabytes(self.max_file_mb)
+
+
+def _megabytes(limit: float) -> int | None:
+    return int(limit * 1024 * 1024) if limit > 0 else None
 
 
 class LLMSettings(_Section):
@@ -98,28 +135,32 @@ class LLMRoles(_Section):
 
 
 class TrainingSettings(_Section):
-    """How `twin train` turns memory into a model."""
+    """How `twin train` turns memory into a model. The recipe fits the numbers to the base and
+    the machine; a value set here wins over it."""
 
-    # A Hugging Face causal LM folder or hub id (e.g. "Qwen/Qwen2.5-0.5B-Instruct"); empty
-    # trains the offline tiny base from scratch on your memory.
+    # Empty: the packaged SmolLM2-135M-Instruct (offline). Or a Hugging Face model folder, a
+    # .gguf file of a llama/qwen2 chat model, or a hub id (e.g. "Qwen/Qwen2.5-0.5B-Instruct").
     base: str = ""
     strategy: Literal["weak", "multi-step", "strong"] = "strong"
     seed: int = 0
     # SFT and DPO: epochs, learning rates, sequence length.
-    sft_epochs: float = Field(default=3.0, gt=0)
-    sft_learning_rate: float = Field(default=2e-4, gt=0)
+    sft_epochs: float = Field(default=2.0, gt=0)
+    sft_learning_rate: float = Field(default=3e-4, gt=0)
     dpo_epochs: float = Field(default=1.0, ge=0)
-    dpo_learning_rate: float = Field(default=5e-6, gt=0)
+    dpo_learning_rate: float = Field(default=5e-5, gt=0)
     dpo_beta: float = Field(default=0.1, gt=0)
-    max_length: int = Field(default=512, ge=64)
-    batch_size: int = Field(default=8, ge=1)
-    # LoRA on a pretrained base (ignored by the tiny base, which is trained in full).
+    max_length: int = Field(default=640, ge=64)
+    batch_size: int = Field(default=4, ge=1)
+    # The LoRA adapters' shape. On a CPU only the top `lora_top_layers` blocks are adapted
+    # (back-propagation stops there: faster steps); on a GPU every block.
     lora_r: int = Field(default=16, ge=1)
     lora_alpha: int = Field(default=32, ge=1)
     lora_dropout: float = Field(default=0.05, ge=0, lt=1)
-    # The GGUF quantisations to write; the first is the one that is served.
+    lora_top_layers: int | None = Field(default=12, ge=1)
+    # The GGUF quantisations to write; the first is the one that is served, the others are
+    # its fallbacks.
     quantizations: list[Literal["f16", "q8_0", "f32"]] = Field(
-        default_factory=lambda: ["q8_0", "f16"]
+        default_factory=lambda: ["q8_0", "f16"], min_length=1
     )
 
 
@@ -218,6 +259,11 @@ class TwinHome:
         return self.root / "models"
 
     @property
+    def bases_dir(self) -> Path:
+        """Base models converted into trainable folders (once per file)."""
+        return self.models_dir / "bases"
+
+    @property
     def runs_dir(self) -> Path:
         return self.root / "runs"
 
@@ -261,9 +307,11 @@ CONFIG_TEMPLATE = """\
 
 [owner]
 # Your name as it appears in chat exports; your own messages are recognised by it.
-name = "{name}"
+name = {name}
 # Other names you appear under (nicknames, usernames).
 aliases = []
+# How your twin speaks of you to friends: "she", "he" or "they" ("Ada works at…, they…").
+pronouns = "they"
 
 [owner.ids]
 # Your account ids per platform, as the exports write them. They identify your messages even
@@ -278,10 +326,16 @@ embedding_model = "all-MiniLM-L6-v2"
 # Notes are chunked on headings and paragraphs into pieces of about this many characters.
 chunk_chars = 900
 chunk_overlap = 120
+# Larger files are refused by `twin ingest` (left out of a folder, an error when named):
+# Markdown and text notes above max_note_mb, anything else (chat exports, PDFs) above
+# max_file_mb. 0 = no limit.
+max_note_mb = 10
+max_file_mb = 200
 
 [memory.default_visibility]
 # Who may see memories from each kind of source, unless a note says otherwise in its front
-# matter (visibility: private) or `twin ingest --visibility` narrows it.
+# matter (visibility: private). `twin ingest --visibility` can only narrow it; only
+# `twin ingest --default-visibility` replaces it for one import (and so may widen it).
 # private = you only; friends = people on your allowlist; public = anyone.
 notes = "private"
 telegram = "friends"
@@ -299,8 +353,9 @@ whatsapp = "friends"
 # backend = "none"
 
 [training]
-# Empty base = train a tiny model from scratch on your memory (offline, minutes on a laptop).
-# Or a Hugging Face model folder / hub id for LoRA fine-tuning, e.g. "Qwen/Qwen2.5-0.5B-Instruct".
+# Empty base = the packaged SmolLM2-135M-Instruct, fine-tuned offline (about 15 minutes on two
+# cores). Or a Hugging Face model folder, a .gguf file, or a hub id you have downloaded, e.g.
+# "Qwen/Qwen2.5-0.5B-Instruct".
 base = ""
 strategy = "strong"       # chain-of-thought data: weak | multi-step | strong
 
@@ -336,15 +391,25 @@ messages_per_day = 200
 """
 
 
-def init_home(home: Path, owner_name: str = "Me", *, force: bool = False) -> Path:
-    """Create a twin home with a commented twin.toml. Returns the config file's path."""
+def init_home(home: Path, owner_name: str, *, force: bool = False) -> Path:
+    """Create a twin home with a commented twin.toml for `owner_name`, the owner's name as it
+    appears in their chats. Returns the config file's path."""
+    if not owner_name.strip():
+        raise ConfigError("the owner's name is empty: it is how your own messages are recognised")
     paths = TwinHome(home)
     if paths.config_file.exists() and not force:
         raise ConfigError(f"{paths.config_file} already exists; pass --force to overwrite it")
+    # The home holds a life's memory and the tokens that open it: the owner's alone.
     for folder in (paths.root, paths.memory_dir, paths.models_dir, paths.runs_dir):
         folder.mkdir(parents=True, exist_ok=True)
-    paths.config_file.write_text(
-        CONFIG_TEMPLATE.format(name=owner_name.replace('"', ""), token=secrets.token_urlsafe(32)),
-        encoding="utf-8",
+        folder.chmod(SECRET_DIR_MODE)
+    text = CONFIG_TEMPLATE.format(
+        # a JSON string is a valid TOML basic string: quotes and backslashes are escaped
+        name=json.dumps(owner_name.strip(), ensure_ascii=False),
+        token=secrets.token_urlsafe(32),
     )
+    fd = os.open(paths.config_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, SECRET_FILE_MODE)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
+    paths.config_file.chmod(SECRET_FILE_MODE)  # an existing file keeps its mode on open
     return paths.config_file

@@ -3,6 +3,9 @@
 Every memory has a visibility (private, friends, public), and a friend's own conversation with the
 twin is shared with that friend alone. An `Audience` turns "who is asking" into the filter that
 retrieval and training apply, so the rule lives in one place.
+
+Every `twin` command loads this module (the training command's options name its enums), so the
+store and retrieval are imported where the filter and the guard use them.
 """
 
 from __future__ import annotations
@@ -10,19 +13,38 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from memory.models import Visibility
-from memory.retrieve import STOPWORDS, Retriever
-from memory.store import MemoryFilter, MemoryStore
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from memory.store import MemoryFilter, MemoryStore
 
 
 class AudienceKind(StrEnum):
     OWNER = "owner"
     FRIEND = "friend"
     PUBLIC = "public"
+
+
+class ModelSide(StrEnum):
+    """Which of a version's two models: the owner's, trained on all memory, or the shared one,
+    trained only on what friends may see, which answers everyone else."""
+
+    OWNER = "owner"
+    SHARED = "shared"
+
+    @classmethod
+    def answering(cls, kind: AudienceKind) -> ModelSide:
+        """The model that answers an audience."""
+        return cls.OWNER if kind == AudienceKind.OWNER else cls.SHARED
+
+    @property
+    def audience(self) -> Audience:
+        """Whose view of memory this model is trained on."""
+        return Audience.owner() if self is ModelSide.OWNER else Audience.friend()
 
 
 _VISIBLE: dict[AudienceKind, tuple[Visibility, ...]] = {
@@ -78,6 +100,8 @@ class Audience:
     def memory_filter(self, **narrowing: Any) -> MemoryFilter:
         """The filter for what this audience may see, narrowed further by `narrowing` (since,
         until, sources, speakers, thread)."""
+        from memory.store import MemoryFilter
+
         base = MemoryFilter(
             visibilities=self.visibilities,
             principal=self.principal,
@@ -124,6 +148,8 @@ class OutputGuard:
     SHINGLE = 4
 
     def __init__(self, store: MemoryStore, similarity: float = 0.8) -> None:
+        from memory.retrieve import Retriever
+
         self.store = store
         self.similarity = similarity
         self._retriever = Retriever(store)
@@ -170,6 +196,8 @@ class OutputGuard:
         the shared model's training data, and counting them would block a friend's reply for
         echoing what another friend was told. Being independent of them also means a bot's
         new messages do not force a rebuild."""
+        from memory.retrieve import STOPWORDS
+
         stamp = self.store.conn.execute(
             "SELECT count(*), coalesce(max(rowid), 0) FROM memories WHERE shared_with IS NULL"
         )

@@ -10,23 +10,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
-from pathlib import Path
 from typing import Protocol
 
 from core.clock import SYSTEM_CLOCK, Clock
 from memory.models import Kind, Memory, SourceRef, Visibility
 from memory.profile import Profile
+from memory.query import Asker
 from memory.retrieve import Retriever, SearchHit
 from memory.store import MemoryStore
+from twin.answerers import Answerer, TwinModels
 from twin.config import Settings
-from twin.llm import LLM, ChatMessage, GenerationOptions, LlamaCppLLM, LLMError, build_llm
-from twin.privacy import Audience, AudienceKind, OutputGuard
-from twin.registry import Manifest, ModelRegistry
+from twin.llm import ChatMessage, LLMError, build_llm
+from twin.privacy import Audience, OutputGuard
+from twin.registry import ModelRegistry
 from twin.tasks import (
+    WITHHELD,
     ContextMemory,
     CoTStrategy,
     PromptBudget,
@@ -35,6 +36,7 @@ from twin.tasks import (
     Verdict,
     is_identity_question,
     is_question,
+    nothing_found,
     parse_reply,
     render_messages,
 )
@@ -43,13 +45,6 @@ log = logging.getLogger(__name__)
 
 # Below this cosine similarity, and with no word in common, a memory is not about the question.
 RELEVANCE_FLOOR = 0.3
-
-NOTHING_FOUND = {
-    AudienceKind.OWNER: "I don't have anything on that in your memory.",
-    AudienceKind.FRIEND: "I don't know — that's not something I have in memory.",
-    AudienceKind.PUBLIC: "I don't know — that's not something I have in memory.",
-}
-WITHHELD = "That's not something I can share."
 
 
 class BioSource(Protocol):
@@ -97,7 +92,7 @@ class TwinReply:
     kind: TaskKind
     text: str
     evidence: tuple[Evidence, ...] = ()
-    confidence: float = 0.0
+    search_similarity: float = 0.0
     found: bool = True
     withheld: bool = False
     model: str = ""
@@ -105,92 +100,8 @@ class TwinReply:
     verdict: Verdict | None = None
     added: tuple[str, ...] = ()
     checked: tuple[str, ...] = ()
-
-
-@dataclass
-class _Loaded:
-    # which model answers, for replies and logs ("v0003/shared"); `version` is the registry's
-    label: str
-    llm: LLM
-    strategy: CoTStrategy
-    budget: PromptBudget
-    context_size: int
-    max_new_tokens: int
-    version: str = ""
-
-
-@dataclass
-class TwinModels:
-    """The models that answer, per audience.
-
-    A `twin` LLM in the config (e.g. an OpenAI-compatible server) answers everyone: it was not
-    trained on memory, so its weights hold nothing private. Otherwise the registry's current
-    version answers: the owner's model for the owner, the shared model for everyone else. The
-    registry is checked on every call, so a newly promoted version is picked up without a
-    restart.
-    """
-
-    settings: Settings
-    registry: ModelRegistry
-    _loaded: dict[AudienceKind, _Loaded] = field(default_factory=dict)
-    _configured: LLM | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def for_audience(self, kind: AudienceKind) -> _Loaded | None:
-        role = self.settings.llm.twin
-        if role.configured:
-            if self._configured is None:
-                self._configured = build_llm(role)
-            return _Loaded(
-                role.model or role.path,
-                self._configured,
-                CoTStrategy.WEAK,
-                PromptBudget(8, 400),
-                role.context_size,
-                role.max_tokens,
-            )
-        audience = AudienceKind.OWNER if kind == AudienceKind.OWNER else AudienceKind.FRIEND
-        manifest = self.registry.current()
-        if manifest is None:
-            return None
-        with self._lock:
-            loaded = self._loaded.get(audience)
-            if loaded is None or loaded.version != manifest.version:
-                # a new version was promoted: let the old model go, load the new one
-                if loaded is not None and isinstance(loaded.llm, LlamaCppLLM):
-                    loaded.llm.close()
-                loaded = self._load(manifest, audience)
-                self._loaded[audience] = loaded
-            return loaded
-
-    def _load(self, manifest: Manifest, audience: AudienceKind) -> _Loaded:
-        path = self.registry.gguf_path(manifest, audience)
-        llm = LlamaCppLLM(
-            path,
-            threads=self.settings.llm.twin.threads,
-            context_size=manifest.context_size,
-            defaults=GenerationOptions(max_tokens=manifest.max_new_tokens, temperature=0.0),
-        )
-        side = "owner" if audience == AudienceKind.OWNER else "shared"
-        budget = PromptBudget(
-            manifest.context_memories, manifest.context_chars, manifest.context_bio
-        )
-        return _Loaded(
-            f"{manifest.version}/{side}",
-            llm,
-            CoTStrategy(manifest.strategy),
-            budget,
-            manifest.context_size,
-            manifest.max_new_tokens,
-            manifest.version,
-        )
-
-    def close(self) -> None:
-        with self._lock:
-            for loaded in self._loaded.values():
-                if isinstance(loaded.llm, LlamaCppLLM):
-                    loaded.llm.close()
-            self._loaded.clear()
+    # why no trained model answered (no model yet, a damaged one, a failed call): "" if one did
+    model_problem: str = ""
 
 
 class Twin:
@@ -209,7 +120,7 @@ class Twin:
         self.clock = clock
         self.models = models
         self.bios = bios
-        self.retriever = Retriever(store)
+        self.retriever = Retriever(store, owner=settings.owner.identity(), clock=clock)
         self.guard = OutputGuard(store)
 
     @property
@@ -263,8 +174,9 @@ class Twin:
         self, query: str, audience: Audience | None = None, k: int = 10, **narrowing
     ) -> list[SearchHit]:
         """Retrieval only: the memories `audience` may see that best match `query`."""
-        flt = (audience or Audience.owner()).memory_filter(**narrowing)
-        return self.retriever.search(query, k=k, flt=flt)
+        audience = audience or Audience.owner()
+        flt = audience.memory_filter(**narrowing)
+        return self.retriever.search(query, k=k, flt=flt, asker=asker_for(audience))
 
     def remember(
         self, text: str, visibility: Visibility = Visibility.PRIVATE, *, source: str = "remembered"
@@ -300,18 +212,30 @@ class Twin:
     ) -> TwinReply:
         if not text.strip():
             raise ValueError("the twin needs a question or request to work on")
-        loaded = self.models.for_audience(audience.kind)
+        choice = self.models.choose(audience.kind)
+        loaded = choice.answerer
         budget = loaded.budget if loaded else PromptBudget()
-        hits = self.retriever.search(query or text, k=budget.memories, flt=audience.memory_filter())
+        hits = self.retriever.search(
+            query or text,
+            k=budget.memories,
+            flt=audience.memory_filter(),
+            asker=asker_for(audience),
+        )
         relevant = [h for h in hits if is_relevant(h)]
         evidence = tuple(Evidence.of(h.memory) for h in relevant)
-        confidence = max((h.similarity or 0.0 for h in relevant), default=0.0)
+        search_similarity = max((h.similarity or 0.0 for h in relevant), default=0.0)
         if kind == TaskKind.MEMORY_QA and not relevant:
             if is_question(text):
-                return TwinReply(kind, NOTHING_FOUND[audience.kind], found=False, model="retrieval")
+                return TwinReply(
+                    kind,
+                    nothing_found(audience.kind),
+                    found=False,
+                    model="retrieval",
+                    model_problem=choice.problem,
+                )
             kind = TaskKind.CHAT
         if loaded is None:
-            return self._without_model(kind, relevant, evidence, confidence)
+            return self._without_model(kind, relevant, evidence, search_similarity, choice.problem)
 
         request = TaskRequest(
             kind=kind,
@@ -327,15 +251,16 @@ class Twin:
         )
         try:
             raw = loaded.llm.complete(self._fit(request, budget, loaded))
-        except LLMError:
-            log.exception("the %s model failed; answering from retrieval", loaded.label)
-            return self._without_model(kind, relevant, evidence, confidence)
+        except LLMError as exc:
+            log.error("the %s model failed (%s); answering from retrieval", loaded.label, exc)
+            problem = f"the {loaded.label} model failed: {exc}"
+            return self._without_model(kind, relevant, evidence, search_similarity, problem)
         parsed = parse_reply(kind, raw)
         result = TwinReply(
             kind=kind,
-            text=parsed.answer or NOTHING_FOUND[audience.kind],
+            text=parsed.answer or nothing_found(audience.kind),
             evidence=evidence,
-            confidence=round(confidence, 3),
+            search_similarity=round(search_similarity, 3),
             found=bool(relevant),
             model=loaded.label,
             reasoning=parsed.reasoning,
@@ -360,7 +285,7 @@ class Twin:
         return result
 
     @staticmethod
-    def _fit(request: TaskRequest, budget: PromptBudget, loaded: _Loaded) -> list[ChatMessage]:
+    def _fit(request: TaskRequest, budget: PromptBudget, loaded: Answerer) -> list[ChatMessage]:
         """The prompt, with the least relevant memories dropped until it fits the model's
         context next to the reply. A request too long even alone is refused, not cut."""
         # Counting the contents misses a little of what the chat template adds (and llama.cpp
@@ -387,21 +312,34 @@ class Twin:
         kind: TaskKind,
         hits: list[SearchHit],
         evidence: tuple[Evidence, ...],
-        confidence: float,
+        search_similarity: float,
+        problem: str,
     ) -> TwinReply:
-        """No trained model yet (or it failed): say so, and show what memory holds."""
+        """No model can answer (none trained, a damaged one, a failed call): show what memory
+        holds, and say why in `model_problem` for the faces to report."""
         if not hits:
             return TwinReply(
                 kind,
-                "No model is trained yet, and memory holds nothing on this.",
+                "I can't answer that right now, and memory holds nothing on it.",
                 found=False,
                 model="retrieval",
+                model_problem=problem,
             )
         top = hits[0].memory
-        text = f"(No trained model yet; the closest memory:) {top.snippet(300)}"
         return TwinReply(
-            kind, text, evidence=evidence, confidence=round(confidence, 3), model="retrieval"
+            kind,
+            f"(The closest memory:) {top.snippet(300)}",
+            evidence=evidence,
+            search_similarity=round(search_similarity, 3),
+            model="retrieval",
+            model_problem=problem,
         )
+
+
+def asker_for(audience: Audience) -> Asker:
+    """Who retrieval is told is asking (it reads "I", "you" and "she" by it): the owner, or
+    anyone else. What may be seen is the audience's filter alone."""
+    return Asker.OWNER if audience.is_owner else Asker.OTHER
 
 
 def is_relevant(hit: SearchHit) -> bool:
@@ -417,6 +355,19 @@ def open_twin(
     from twin.ingest import open_store
 
     store = store or open_store(settings)
-    registry = ModelRegistry(Path(settings.paths.models_dir))
+    role = settings.llm.twin
+    configured = None
+    if role.configured:
+        configured = Answerer(
+            label=role.model or role.path,
+            llm=build_llm(role),
+            strategy=CoTStrategy.WEAK,
+            budget=PromptBudget(8, 400),
+            context_size=role.context_size,
+            max_new_tokens=role.max_tokens,
+        )
+    models = TwinModels(
+        ModelRegistry(settings.paths.models_dir), configured=configured, threads=role.threads
+    )
     bios = bios or ProfileBios(store, settings.owner.name)
-    return Twin(settings, store, TwinModels(settings, registry), bios)
+    return Twin(settings, store, models, bios)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 
 from memory.models import Memory
@@ -41,9 +42,42 @@ class Verdict(StrEnum):
     DOES_NOT_FIT = "does not fit"
 
 
+MONTH_NAMES = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
+
+
+def spoken_date(when: datetime) -> str:
+    """A date as people write it: "15 March 2026" (not "2026-03-15"), so that a memory's date
+    reads like the answer to "when did…" that it is. English month names, whatever the locale."""
+    return f"{when.day} {MONTH_NAMES[when.month - 1]} {when.year}"
+
+
+# What the twin says when memory holds nothing on a question, and when it withholds.
+WITHHELD = "That's not something I can share."
+_NOTHING_FOUND_OWNER = "I don't have anything on that in your memory."
+_NOTHING_FOUND_OTHERS = "I don't know — that's not something I have in memory."
+
+
+def nothing_found(audience: AudienceKind) -> str:
+    """The reply when memory holds nothing on the question (found: false)."""
+    return _NOTHING_FOUND_OWNER if audience == AudienceKind.OWNER else _NOTHING_FOUND_OTHERS
+
+
 @dataclass(frozen=True)
 class ContextMemory:
-    """A memory as a prompt shows it: short, dated, attributed."""
+    """A memory as a prompt shows it: short, dated (as people write dates), attributed."""
 
     id: str
     when: str
@@ -56,7 +90,7 @@ class ContextMemory:
 
     @classmethod
     def of(cls, memory: Memory) -> ContextMemory:
-        when = memory.timestamp.date().isoformat() if memory.timestamp else ""
+        when = spoken_date(memory.timestamp) if memory.timestamp else ""
         return cls(id=memory.id, when=when, who=memory.author or "note", text=memory.text)
 
 
@@ -137,8 +171,8 @@ def system_prompt(request: TaskRequest) -> str:
         )
         who = (
             f"You are the AI twin of {owner}, talking with {asker} on {owner}'s behalf. "
-            f"Speak as {owner} ('I'). Share only what the memory below shows; "
-            "decline anything else about them."
+            f"Speak about {owner} in the third person. Share only what the memory below "
+            "shows; decline anything else about them."
         )
     rules = {
         TaskKind.MEMORY_QA: "Answer from the memory; if it has nothing on this, say so.",
@@ -238,22 +272,36 @@ def render_reply(
 
 
 STRONG_MAX_STEPS = 4
-_THINK = re.compile(r"<think>(.*?)(?:</think>|$)", re.DOTALL)
-_ANSWER = re.compile(r"^\s*Answer:\s*", re.MULTILINE)
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+_TAG = re.compile(r"</?think>", re.I)
+_ANSWER = re.compile(r"^\s*Answer:\s*", re.I | re.MULTILINE)
 _VERDICT = re.compile(r"^\s*Verdict:\s*(fits|partly|does not fit)\b[.:]?\s*", re.I | re.MULTILINE)
 _LIST = re.compile(r"^\s*(Context added|Checked against):\s*$", re.I | re.MULTILINE)
 
 
 def split_reasoning(text: str) -> tuple[str | None, str]:
-    """(reasoning, answer) from a reply in any of the three strategies' formats."""
-    match = _THINK.search(text)
-    if match:
-        reasoning = match.group(1).strip() or None
-        return reasoning, (text[: match.start()] + text[match.end() :]).strip()
-    parts = _ANSWER.split(text, maxsplit=1)
-    if len(parts) == 2:
-        return parts[0].strip() or None, parts[1].strip()
-    return None, text.strip()
+    """(reasoning, answer) of a reply, read by the structure of the formats, whatever the model
+    actually emitted: everything up to the last `</think>` is reasoning, opened or not; an
+    unclosed `<think>` makes the rest reasoning (the model ran out before answering); in the
+    multi-step format, what precedes the last "Answer:" line. No think tag and no "Answer:"
+    line: it is all answer. A stray tag never reaches the answer."""
+    lowered = text.lower()
+    close = lowered.rfind(THINK_CLOSE)
+    if close >= 0:
+        reasoning, answer = text[:close], text[close + len(THINK_CLOSE) :]
+    elif THINK_OPEN in lowered:
+        start = lowered.index(THINK_OPEN)
+        reasoning, answer = text[start:], text[:start]
+    else:
+        markers = list(_ANSWER.finditer(text))
+        if markers:
+            last = markers[-1]
+            reasoning, answer = text[: last.start()], text[last.end() :]
+        else:
+            reasoning, answer = "", text
+    reasoning = _TAG.sub("", reasoning).strip()
+    answer = _ANSWER.sub("", _TAG.sub("", answer)).strip()
+    return reasoning or None, answer
 
 
 def parse_reply(kind: TaskKind, text: str) -> TaskReply:

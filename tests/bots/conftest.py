@@ -16,10 +16,12 @@ from bots.state import BotState
 from memory.embed import SentenceTransformerEmbedder
 from memory.store import MemoryStore
 from tests.bots.fake_telegram import TelegramUser
+from twin.answerers import Answerer, TwinModels
 from twin.config import BotSettings, load_settings
 from twin.llm import ChatLLM, ChatMessage, GenerationOptions
 from twin.registry import ModelRegistry
-from twin.service import Twin, TwinModels
+from twin.service import Twin
+from twin.tasks import CoTStrategy, PromptBudget
 
 # The persona's owner ids (examples/persona/twin.toml): Telegram "user5550101".
 OWNER_TG = TelegramUser(5550101, "Iris", "iris", last_name="Calder")
@@ -153,9 +155,8 @@ def scripted_twin(
         persona_home, llm={"twin": {"backend": "openai", "model": "scripted", "base_url": "-"}}
     )
     store = MemoryStore.open(settings.paths.memory_dir, embedder)
-    models = TwinModels(
-        settings, ModelRegistry(settings.paths.models_dir), _configured=scripted_llm
-    )
+    answerer = Answerer("scripted", scripted_llm, CoTStrategy.WEAK, PromptBudget(8, 400), 2048, 256)
+    models = TwinModels(ModelRegistry(settings.paths.models_dir), configured=answerer)
     yield Twin(settings, store, models)
     store.close()
 

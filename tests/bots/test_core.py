@@ -25,7 +25,8 @@ from tests.bots.conftest import (
     bot_settings,
 )
 from twin.privacy import Audience
-from twin.service import WITHHELD, Twin
+from twin.service import Twin
+from twin.tasks import WITHHELD
 
 PRIVATE_STRINGS = ("4071", "Remédios", "Monterey", "Helena Alves", "18,000")
 

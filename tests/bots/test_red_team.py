@@ -23,7 +23,8 @@ from bots.state import BotState
 from memory.models import Visibility
 from tests.bots.conftest import FRIEND_TG, ScriptedLLM, Speaker, bot_settings
 from twin.privacy import Audience
-from twin.service import WITHHELD, Twin
+from twin.service import Twin
+from twin.tasks import WITHHELD
 
 # Distinctive strings of each private fact; any of them in a reply is a leak.
 PRIVATE_FACTS: dict[str, tuple[str, ...]] = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from mcp_server.http import ServeError, check_http
 from twin.config import MCPSettings
 from twin.privacy import Audience, AudienceKind
 
+LONG = "x7Kq2-long-enough-random-token-0123"
 SETTINGS = MCPSettings(token="owner-secret", friend_tokens={"ana": "ana-secret", "bo": ""})
 
 
@@ -63,8 +65,18 @@ def test_http_needs_a_token() -> None:
         check_http(MCPSettings(), "0.0.0.0")
     with pytest.raises(ServeError, match="on this machine"):
         check_http(MCPSettings(), "127.0.0.1")
-    check_http(MCPSettings(token="t"), "0.0.0.0")
-    check_http(MCPSettings(friend_tokens={"ana": "t"}), "127.0.0.1")
+    check_http(MCPSettings(token=LONG), "0.0.0.0")
+    check_http(MCPSettings(friend_tokens={"ana": LONG}), "127.0.0.1")
+
+
+def test_short_tokens_are_refused_without_showing_them() -> None:
+    for settings, where in (
+        (MCPSettings(token="t"), "mcp.token"),
+        (MCPSettings(token=LONG, friend_tokens={"ana": "abc123"}), "mcp.friend_tokens.ana"),
+    ):
+        with pytest.raises(ServeError, match=rf"{re.escape(where)} is shorter than 24") as raised:
+            check_http(settings, "127.0.0.1")
+        assert "abc123" not in str(raised.value) and "'t'" not in str(raised.value)
 
 
 @pytest.fixture

@@ -16,7 +16,8 @@ from mcp_server.demo import OFFLINE, mcp_demo, server_parameters
 from mcp_server.schemas import Critique, EnhancedRequest, TwinAnswer
 from mcp_server.server import OWNER_ONLY
 from twin.privacy import Audience
-from twin.service import NOTHING_FOUND, Twin
+from twin.service import Twin
+from twin.tasks import nothing_found
 
 TOOLS = {"ask_twin", "search_memories", *OWNER_ONLY}
 RESOURCES = {"twin://bio", "twin://topics", "twin://facts", "twin://status"}
@@ -39,7 +40,7 @@ async def test_a_stdio_client_lists_reads_and_calls_everything(persona_twin: Twi
         assert not tools["forget"].annotations.read_only_hint
         assert not tools["remember"].annotations.destructive_hint
         assert not tools["remember"].annotations.idempotent_hint
-        assert {"answer", "found", "confidence", "memories"} <= set(
+        assert {"answer", "found", "search_similarity", "memories"} <= set(
             tools["ask_twin"].output_schema["properties"]
         )
 
@@ -67,12 +68,12 @@ async def test_a_stdio_client_lists_reads_and_calls_everything(persona_twin: Twi
         # Older clients read the text block: it carries the same JSON.
         assert json.loads(answer.content[0].text) == answer.structured_content
         qa = TwinAnswer.model_validate(answer.structured_content)
-        assert qa.found and qa.model.endswith("/owner") and 0 < qa.confidence <= 1
+        assert qa.found and qa.model.endswith("/owner") and 0 < qa.search_similarity <= 1
         assert any("paw" in m.snippet.lower() for m in qa.memories)
 
         nothing = await client.call_tool("ask_twin", {"question": "What is qwertyuiop zxcvbnm?"})
         assert nothing.structured_content["found"] is False
-        assert nothing.structured_content["answer"] == NOTHING_FOUND[Audience.owner().kind]
+        assert nothing.structured_content["answer"] == nothing_found(Audience.owner().kind)
 
         enhanced = await client.call_tool(
             "enhance_request", {"request": "Book me a dinner in Kyoto", "target": "a concierge"}

@@ -12,9 +12,10 @@ from datetime import UTC, datetime
 
 from memory.models import SourceRef, Visibility
 from memory.store import MemoryStore
-from training.synthesize.samples import Dataset, PreferencePair, Sample, Split
-from twin.privacy import Audience, AudienceKind
-from twin.tasks import ContextMemory, CoTStrategy, PromptBudget, TaskKind, TaskRequest
+from training.pipeline import DataRequest
+from training.synthesize.samples import Dataset, PairReason, PreferencePair, Sample, Split
+from twin.privacy import AudienceKind
+from twin.tasks import ContextMemory, TaskKind, TaskRequest
 
 OWNER_NAME = "Ada Byrne"
 
@@ -79,27 +80,19 @@ class HandmadeData:
     # a sample citing a private memory slips into the shared data (to test the guard)
     leak: bool = False
 
-    def dataset(
-        self,
-        store: MemoryStore,
-        audience: AudienceKind,
-        strategy: CoTStrategy,
-        budget: PromptBudget,
-        *,
-        seed: int,
-        train_samples: int | None,
-    ) -> Dataset:
-        visible = Audience(audience).memory_filter()
+    def dataset(self, store: MemoryStore, request: DataRequest) -> Dataset:
+        audience = request.side.audience.kind
+        visible = request.side.audience.memory_filter()
         samples: list[Sample] = []
         pairs: list[PreferencePair] = []
         for i, fact in enumerate(self.facts):
             (memory,) = store.find_text(fact.text)
             if not store.allowed([memory.id], visible) and not self.leak:
                 continue
-            context = (ContextMemory(memory.id, "2026-01-01", OWNER_NAME, memory.text),)
-            reply = fact.answer if audience == AudienceKind.OWNER else _first_person(fact.answer)
+            context = (ContextMemory(memory.id, "1 January 2026", OWNER_NAME, memory.text),)
+            reply = fact.answer if audience == AudienceKind.OWNER else _third_person(fact.answer)
             for j, question in enumerate(fact.questions):
-                request = TaskRequest(
+                task = TaskRequest(
                     kind=TaskKind.MEMORY_QA,
                     owner=OWNER_NAME,
                     audience=audience,
@@ -112,25 +105,26 @@ class HandmadeData:
                     samples.append(
                         Sample(
                             id=f"{audience}-{i}-{j}-{k}",
-                            request=request,
+                            request=task,
                             reply=reply,
                             support=(memory.id,),
                             key_facts=(fact.key_fact,),
                             split=Split.TEST if held_out else Split.TRAIN,
                         )
                     )
-                if j == 0:
+                if j == 0 or held_out:
                     pairs.append(
                         PreferencePair(
-                            id=f"{audience}-{i}-perturbed",
-                            request=request,
+                            id=f"{audience}-{i}-{j}-perturbed",
+                            request=task,
                             chosen=reply,
                             rejected=reply.replace(fact.key_fact, "something else"),
-                            reason="perturbed",
+                            reason=PairReason.PERTURBED,
+                            split=Split.TEST if held_out else Split.TRAIN,
                         )
                     )
         return Dataset(samples=samples, pairs=pairs)
 
 
-def _first_person(reply: str) -> str:
-    return reply.replace("Your", "My").replace("You", "I")
+def _third_person(reply: str) -> str:
+    return reply.replace("Your", "Ada's").replace("You play", "Ada plays")

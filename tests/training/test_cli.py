@@ -50,20 +50,21 @@ def invoke(home: Path, *args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def test_models_list_promote_rollback(home: Path) -> None:
+def test_models_list_promote_rollback(home: Path, tiny_gguf_path: Path) -> None:
     code, output = invoke(home, "models", "list")
     assert code == 0 and "No trained models yet" in output
     registry = ModelRegistry(home / "models")
-    add_version(registry)
-    add_version(registry, base="Qwen/Qwen2.5-0.5B-Instruct")
+    add_version(registry, tiny_gguf_path)
+    add_version(registry, tiny_gguf_path, base="Qwen/Qwen2.5-0.5B-Instruct")
     registry.promote("v0001")
 
     code, output = invoke(home, "models", "list")
     assert code == 0
-    lines = [line for line in output.splitlines() if "v000" in line]
+    lines = [line for line in output.splitlines() if "│ v000" in line]
     assert len(lines) == 2
     assert "*" in lines[0] and "*" not in lines[1]
     assert "Qwen/Qwen2.5-0.5B" in lines[1] and "0.90" in lines[1]
+    assert "v0001 is serving." in output
 
     code, output = invoke(home, "models", "promote", "v0002")
     assert code == 0 and "v0002" in output and "now serving" in output
@@ -90,19 +91,22 @@ def test_train_needs_memory_and_a_known_run(
         add_memories(store)
     code, output = invoke(home, "train", "--resume", "20990101-000000-beef")
     assert code == 1 and "no training run '20990101-000000-beef'" in output
-    code, output = invoke(home, "train", "--tiny-size", "huge")
-    assert code == 1 and "unknown tiny size 'huge'" in output
+    code, output = invoke(home, "train", "--base", str(home / "no-such-folder"))
+    assert code == 1 and "neither a packaged base" in output
 
 
 def test_train_runs_registers_and_serves(
-    home: Path, embedder: SentenceTransformerEmbedder, monkeypatch: pytest.MonkeyPatch
+    home: Path,
+    embedder: SentenceTransformerEmbedder,
+    monkeypatch: pytest.MonkeyPatch,
+    tiny_qwen2_dir: Path,
 ) -> None:
     settings = load_settings(home)
     with MemoryStore.open(settings.paths.memory_dir, embedder) as store:
         add_memories(store)
     # hand-made data instead of the synthesizer, to keep this seconds long
-    monkeypatch.setattr("training.pipeline.SynthesizedData", lambda settings: HandmadeData())
-    code, output = invoke(home, "train", "--fast", "--threads", "1")
+    monkeypatch.setattr("training.pipeline.run.SynthesizedData", lambda settings: HandmadeData())
+    code, output = invoke(home, "train", "--fast", "--threads", "1", "--base", str(tiny_qwen2_dir))
     assert code == 0, output
     assert "v0001 is now serving" in output
     for stage in ("synthesize", "sft-owner", "dpo-shared", "register"):

@@ -18,8 +18,9 @@ from tokenizers import Tokenizer
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from tests.model_fixtures import build_tiny_model, build_tiny_tokenizer
-from training.export import export_gguf, merge_lora
-from training.tiny import CHATML_TEMPLATE
+from training.chat_template import CHATML_TRAINING_TEMPLATE
+from training.export import export_gguf, export_stack
+from training.lora import ModelStack
 
 PROMPTS = (
     "I walked along the river",
@@ -253,7 +254,7 @@ def test_chat_template_travels_in_the_gguf(exported: ExportFn, model_dirs: dict)
     llm = Llama(str(exported("qwen2", "f16")), vocab_only=True, verbose=False)
     try:
         template = llm.metadata["tokenizer.chat_template"]
-        assert template == CHATML_TEMPLATE
+        assert template == CHATML_TRAINING_TEMPLATE
         messages = [
             {"role": "system", "content": "You are Ada's twin."},
             {"role": "user", "content": "Tea or coffee?"},
@@ -303,7 +304,7 @@ def test_rope_scaling_is_exported(rope: dict, tmp_path: Path, tiny_tokenizer_dir
         llm.close()
 
 
-def test_lora_merge_round_trip(tmp_path: Path, tiny_qwen2_dir: Path) -> None:
+def test_a_stack_of_adapters_exports_as_one_model(tmp_path: Path, tiny_qwen2_dir: Path) -> None:
     from peft import LoraConfig, get_peft_model
 
     base = AutoModelForCausalLM.from_pretrained(tiny_qwen2_dir).eval()
@@ -322,11 +323,11 @@ def test_lora_merge_round_trip(tmp_path: Path, tiny_qwen2_dir: Path) -> None:
     adapted_logits = _hf_logits(adapted, ids)
     adapted.save_pretrained(tmp_path / "adapter")
 
-    merged_dir = merge_lora(tiny_qwen2_dir, tmp_path / "adapter", tmp_path / "merged")
-    assert (merged_dir / "tokenizer.json").read_bytes() == (
-        tiny_qwen2_dir / "tokenizer.json"
-    ).read_bytes()
-    llm = _llama(export_gguf(merged_dir, tmp_path / "merged.gguf", "f32"))
+    stack = ModelStack(tiny_qwen2_dir).plus(tmp_path / "adapter")
+    written = export_stack(stack, {"f32": tmp_path / "out" / "merged.gguf"})
+    # the merged scratch folder is gone once the GGUF is written
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["merged.gguf"]
+    llm = _llama(written["f32"])
     try:
         logits = _llama_logits(llm, ids)
     finally:
@@ -335,12 +336,14 @@ def test_lora_merge_round_trip(tmp_path: Path, tiny_qwen2_dir: Path) -> None:
     assert np.abs(logits - adapted_logits).max() < 0.05
 
 
-def test_merge_lora_without_adapter_config_names_the_folder(
+def test_a_stack_without_adapter_config_names_the_folder(
     tmp_path: Path, tiny_qwen2_dir: Path
 ) -> None:
     (tmp_path / "adapter").mkdir()
+    stack = ModelStack(tiny_qwen2_dir).plus(tmp_path / "adapter")
     with pytest.raises(ValueError, match=r"adapter.*adapter_config\.json"):
-        merge_lora(tiny_qwen2_dir, tmp_path / "adapter", tmp_path / "merged")
+        export_stack(stack, {"f16": tmp_path / "out" / "model.gguf"})
+    assert list((tmp_path / "out").iterdir()) == []
 
 
 def _copy_model(source: Path, target: Path) -> Path:

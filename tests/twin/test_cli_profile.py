@@ -43,7 +43,13 @@ def ingested(
     paths = [persona_dir / "whatsapp" / "WhatsApp Chat with Sam.txt", notes / "about-me.md"]
     with MemoryStore.open(settings.paths.memory_dir, embedder) as store:
         for item in parse_paths(paths, settings):
-            store_parsed(store, item, settings, Visibility.FRIENDS)
+            store_parsed(
+                store,
+                item,
+                settings,
+                ceiling=Visibility.FRIENDS,
+                default_visibility=Visibility.FRIENDS,
+            )
         # the private notes say `visibility: private` themselves
         for item in parse_paths([notes / "private"], settings):
             store_parsed(store, item, settings)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+from tests.twin_fixtures import promote_a_copy
 from twin.privacy import Audience, AudienceKind
-from twin.registry import ModelRegistry
-from twin.service import NOTHING_FOUND, WITHHELD, Twin
-from twin.tasks import TaskKind
+from twin.service import Twin
+from twin.tasks import WITHHELD, TaskKind, nothing_found
 
 
 def test_answer_uses_memory_and_the_registered_model(persona_twin: Twin) -> None:
@@ -16,14 +16,14 @@ def test_answer_uses_memory_and_the_registered_model(persona_twin: Twin) -> None
     assert reply.found and reply.evidence
     assert any("paw" in e.snippet.lower() for e in reply.evidence)
     assert reply.model.endswith("/owner")
-    assert 0.0 < reply.confidence <= 1.0
+    assert 0.0 < reply.search_similarity <= 1.0
     assert reply.text
 
 
 def test_nothing_in_memory_is_said_plainly(persona_twin: Twin) -> None:
     reply = persona_twin.answer("What is qwertyuiop zxcvbnm?")
     assert not reply.found
-    assert reply.text == NOTHING_FOUND[Audience.owner().kind]
+    assert reply.text == nothing_found(Audience.owner().kind)
 
 
 def test_conversation_and_introductions_reach_the_model(persona_twin: Twin) -> None:
@@ -65,16 +65,9 @@ def test_the_loaded_model_is_kept_until_a_new_version(persona_twin: Twin) -> Non
 
 def test_a_promoted_version_is_picked_up_without_restart(persona_twin: Twin) -> None:
     first = persona_twin.answer("Biscuit's paw").model
-    registry: ModelRegistry = persona_twin.models.registry
-    current = registry.current()
-    assert current is not None
-    folder = registry.allocate()
-    for name in ("owner.gguf", "shared.gguf"):
-        (folder / name).write_bytes((registry.root / current.version / name).read_bytes())
-    registry.register(current.model_copy(update={"version": folder.name}))
-    registry.promote(folder.name)
+    version = promote_a_copy(persona_twin.models.registry)
     second = persona_twin.answer("Biscuit's paw").model
-    assert first != second and second.startswith(folder.name)
+    assert first != second and second.startswith(version)
 
 
 def test_enhance_and_critique_run(persona_twin: Twin) -> None:

@@ -13,8 +13,9 @@ the shared data. The steps:
    taken from each source (note, chat) in turn so that a small dataset covers all of memory;
 3. assembly: the context serving would retrieve, and the reply in the run's CoT format;
 4. filters (dedupe, length and format, grounding, a judge when configured), counted by name;
-5. DPO pairs for about `limits.pair_share` of the training samples (perturbed facts; the SFT
-   model's own mistakes are added later with `preferences.model_pairs`).
+5. DPO pairs, `limits.pairs` from training samples and `limits.held_out_pairs` from held-out
+   ones: perturbed facts, unsupported answers, the wrong voice, oversharing
+   (`training.synthesize.preferences`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from memory.models import OwnerIdentity
 from memory.store import MemoryStore
 from training.synthesize.assemble import Assembler, ServingSearch
 from training.synthesize.chats import ChatMiner
@@ -31,14 +33,14 @@ from training.synthesize.drafts import Draft
 from training.synthesize.filters import FilterLimits, apply_filters
 from training.synthesize.material import Fact, Material
 from training.synthesize.offline import DECLINE_FACT, OfflineSynthesizer
-from training.synthesize.preferences import perturbed_pairs
+from training.synthesize.preferences import preference_pairs
 from training.synthesize.requests import RequestSynthesizer
 from training.synthesize.samples import Dataset, PreferencePair, Sample, Split
 from training.synthesize.with_llm import LLMSynthesizer, SynthesisError
+from twin.config import Pronouns
 from twin.llm.base import LLM
 from twin.privacy import Audience
-from twin.service import BioSource
-from twin.tasks import CoTStrategy, PromptBudget, TaskKind
+from twin.tasks import CoTStrategy, PromptBudget, TaskKind, excerpt
 
 __all__ = [
     "Dataset",
@@ -56,11 +58,13 @@ __all__ = [
 class SynthesisLimits:
     """How much data to make and what to let through.
 
-    The defaults suit the tiny offline model (about 4k tokens/s on two cores): with the ~600
-    memories of the sample persona, 1.5–2.5k training samples per audience.
+    The training run sets `train_samples` and the pairs from its recipe (what fits its time
+    budget); the shares and filters are the same for every run.
     """
 
-    train_samples: int = 2400
+    train_samples: int = 320
+    pairs: int = 64
+    held_out_pairs: int = 24
     # shares of the training samples, at most (memory QA takes the rest)
     enhance_share: float = 0.07
     critic_share: float = 0.07
@@ -69,7 +73,6 @@ class SynthesisLimits:
     test_share: float = 0.12
     phrasings_per_fact: int = 3
     requests_per_template: int = 6
-    pair_share: float = 0.2
     max_sample_chars: int = 2400
     max_reply_chars: int = 800
     duplicate_cosine: float = 0.95
@@ -86,8 +89,10 @@ def synthesize(
     owner: str,
     strategy: CoTStrategy,
     budget: PromptBudget,
+    identity: OwnerIdentity | None = None,
+    pronouns: Pronouns = Pronouns.THEY,
     facts: Sequence[Fact] = (),
-    bios: BioSource | None = None,
+    bio: str = "",
     synthesizer: LLM | None = None,
     judge: LLM | None = None,
     seed: int = 0,
@@ -97,17 +102,20 @@ def synthesize(
     samples each filter removed. Deterministic given `seed` (and the LLMs' answers).
 
     `facts` are L1 facts (`Fact.from_view` reads `memory.profile` ones); a fact counts only when
-    the audience may see every memory it rests on. `bios` gives the bio the audience may see, as
-    serving uses it. Raises SynthesisError when the `synthesizer` model gives no valid data.
+    the audience may see every memory it rests on. `identity` is how the owner appears in
+    memory (retrieval reads questions about the owner by it, as serving does); `pronouns` are
+    how replies to third parties speak of the owner; `bio` is the bio
+    the audience may see, shown when the budget has room for one. Raises SynthesisError when
+    the `synthesizer` model gives no valid data.
     """
     limits = limits or SynthesisLimits()
     rng = random.Random(seed)
-    material = Material.read(store, audience, owner, facts)
-    search = ServingSearch(store, audience, budget)
+    material = Material.read(store, audience, owner, facts, pronouns=pronouns)
+    search = ServingSearch(store, audience, budget, owner=identity)
     drafts = _drafts(material, search, synthesizer, rng, limits)
     selected = _select(drafts, material, rng, limits)
 
-    bio = bios.bio_text(audience) if bios is not None and budget.bio else ""
+    bio = bio if budget.bio else ""
     assembler = Assembler(store, search, audience, owner, budget, strategy, rng, bio)
     samples = assembler.assemble(selected)
     kept, removed = apply_filters(
@@ -123,7 +131,23 @@ def synthesize(
         judge_min_score=limits.judge_min_score,
     )
     kept = _trim(kept, rng, limits.train_samples)
-    pairs = perturbed_pairs(kept, material.lexicon, share=limits.pair_share, seed=seed)
+    by_id = {m.id: m for m in material.memories}
+
+    def first_person(sample: Sample) -> str | None:
+        """The owner's own words the sample's answer rests on."""
+        memory = by_id.get(sample.support[0]) if sample.support else None
+        if memory is None or not memory.is_owner or not sample.key_facts:
+            return None
+        return excerpt(memory.text, sample.key_facts[0], 160)
+
+    pairs = preference_pairs(
+        kept,
+        material.lexicon,
+        train_pairs=limits.pairs,
+        held_out_pairs=limits.held_out_pairs,
+        first_person=first_person,
+        seed=seed,
+    )
     return Dataset(samples=kept, pairs=pairs, removed=removed)
 
 

@@ -4,8 +4,8 @@ Every request gets its context from the real retriever, through the audience's f
 `budget.memories` hits, kept or dropped by serving's own relevance rule and rendered by serving's
 own `ContextMemory` builder. When that context misses the memory a draft's answer rests on, the
 memory replaces the last item in `SUPPORT_INSERT_RATE` of the samples (the model learns to read
-the answer from its context) and is left out of the rest (it learns to answer from its weights,
-as it must when retrieval misses at serving time).
+the answer from its context) and is left out of the rest, whose reply then says the twin does
+not know: it must not claim what its prompt does not show.
 """
 
 from __future__ import annotations
@@ -14,35 +14,55 @@ import hashlib
 import random
 from collections.abc import Iterable, Sequence
 
-from memory.models import Memory
+from core.clock import SYSTEM_CLOCK, Clock
+from memory.models import Memory, OwnerIdentity
 from memory.retrieve import Retriever
 from memory.store import MemoryStore
 from training.synthesize.drafts import Draft
 from training.synthesize.samples import Sample
 from twin.privacy import Audience
-from twin.service import is_relevant
-from twin.tasks import ContextMemory, CoTStrategy, PromptBudget, TaskRequest, render_reply
+from twin.service import asker_for, is_relevant
+from twin.tasks import (
+    ContextMemory,
+    CoTStrategy,
+    PromptBudget,
+    TaskKind,
+    TaskRequest,
+    nothing_found,
+    render_reply,
+)
 
 SUPPORT_INSERT_RATE = 0.8
+NO_SUPPORT_STEPS = ("None of these memories answers the question.",)
 
 
 class ServingSearch:
-    """Retrieval as serving runs it for one audience: the real retriever through the
-    audience's filter, `budget.memories` hits, serving's relevance rule."""
+    """Retrieval as serving runs it for one audience: the real retriever, built as `Twin`
+    builds it (the owner's identity, a clock), through the audience's filter and told who is
+    asking, `budget.memories` hits, serving's relevance rule."""
 
-    def __init__(self, store: MemoryStore, audience: Audience, budget: PromptBudget) -> None:
-        self.retriever = Retriever(store)
+    def __init__(
+        self,
+        store: MemoryStore,
+        audience: Audience,
+        budget: PromptBudget,
+        *,
+        owner: OwnerIdentity | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self.retriever = Retriever(store, owner=owner, clock=clock)
         self.filter = audience.memory_filter()
+        self.asker = asker_for(audience)
         self.k = budget.memories
         self.shown_chars = budget.chars_per_memory
 
     def prime(self, queries: Iterable[str]) -> None:
         """Embed all these queries now, in one batch."""
-        self.retriever.prime(queries, self.filter)
+        self.retriever.prime(queries, self.filter, self.asker)
 
     def memories(self, query: str) -> list[Memory]:
         """The memories serving would put in the prompt for `query`, best first."""
-        hits = self.retriever.search(query, k=self.k, flt=self.filter)
+        hits = self.retriever.search(query, k=self.k, flt=self.filter, asker=self.asker)
         return [hit.memory for hit in hits if is_relevant(hit)]
 
 
@@ -93,11 +113,17 @@ class Assembler:
             bio=self.bio,
             history=draft.history,
         )
+        shown = {c.id for c in context}
+        if draft.kind == TaskKind.MEMORY_QA and draft.support and not shown & set(draft.support):
+            # the prompt does not hold the answer: the twin must say it does not know
+            answer, steps, key_facts = nothing_found(self.audience.kind), NO_SUPPORT_STEPS, ()
+        else:
+            answer, steps, key_facts = draft.answer, draft.steps, draft.key_facts
         reply = render_reply(
             draft.kind,
-            draft.answer,
+            answer,
             self.strategy,
-            draft.steps,
+            steps,
             verdict=draft.verdict,
             listed=draft.listed,
         )
@@ -106,7 +132,7 @@ class Assembler:
             request=request,
             reply=reply,
             support=draft.support,
-            key_facts=draft.key_facts,
+            key_facts=key_facts,
             split=draft.split,
             origin=draft.origin,
             template=draft.template,

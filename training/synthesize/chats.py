@@ -4,8 +4,10 @@ Two kinds of samples come from the same threads, both only from chats the audien
 
 - **exchanges** (memory QA): someone asked the owner a question and the owner's reply holds a
   fact ("are you still doing the cello thing?" → "Every Wednesday! The Graça community
-  orchestra."). A friend asks it as written; the owner's model gets it as the owner would ask
-  ("am I still doing the cello thing?"), answered in the second person;
+  orchestra."). A friend asks it as written, or about the owner by name or pronoun ("is Iris
+  still doing the cello thing?"), and hears the reply told about the owner; the owner's model
+  gets it as the owner would ask ("am I still doing the cello thing?"), answered in the second
+  person;
 - **chat pairs** (chat): someone's message → the owner's actual reply, with the turns before it
   as the conversation history, so the twin speaks in the owner's voice.
 
@@ -23,10 +25,16 @@ from datetime import timedelta
 
 from memory.models import Kind, Memory
 from training.synthesize.drafts import Draft
-from training.synthesize.extract import SpanKind, clean_markdown, find_spans
+from training.synthesize.extract import (
+    SpanKind,
+    clean_markdown,
+    find_spans,
+    speak_dates,
+    strip_symbols,
+)
 from training.synthesize.material import Material
 from training.synthesize.samples import Split
-from training.synthesize.voice import in_voice, to_first_person
+from training.synthesize.voice import QuestionForm, to_first_person
 from twin.llm.base import ChatMessage
 from twin.privacy import AudienceKind
 from twin.tasks import TaskKind
@@ -65,6 +73,7 @@ class ChatMiner:
         self.seed = rng.random()
         self.test_share = test_share
         self.kind = material.audience.kind
+        self.voice = material.voice
 
     def threads(self) -> list[list[Memory]]:
         """Each chat thread's messages in time order (media-only and bot messages left out)."""
@@ -121,33 +130,38 @@ class ChatMiner:
         return drafts
 
     def _exchange(self, prompt: Memory, reply: list[Memory]) -> Draft | None:
-        question = _text(prompt)
+        question = " ".join(strip_symbols(_text(prompt)).split())
         if not (question.endswith("?") or _QUESTION_START.match(question)):
             return None
+        question = question if question.endswith("?") else question.rstrip(" .!") + "?"
+        if question.isupper():  # "HOW DID IT GO?"
+            question = question.capitalize()
         owner_text = _text(reply[0])
         spans = [s for s in find_spans(owner_text, self.m.lexicon) if s.kind in _FACT_KINDS]
         if not spans or len(owner_text) > MAX_REPLY_CHARS:
             return None
+        owner_words = to_first_person(question)
         if self.kind == AudienceKind.OWNER:
             # the owner asks their twin real questions, not "see you tuesday?"
-            asked = to_first_person(question) if _WH_START.match(question) else None
+            asked = owner_words if _WH_START.match(question) else None
             if asked is None:
                 return None
         else:
-            asked = question
+            form = self.voice.form(random.Random(f"{self.seed}:{reply[0].id}"))
+            use_form = owner_words is not None and form != QuestionForm.YOU
+            asked = self.voice.ask(owner_words, form) if use_form else question
         key = spans[0].text
-        answer = in_voice(owner_text, self.kind)
+        answer = speak_dates(self.voice.say(" ".join(strip_symbols(owner_text).split())))
         if key not in answer:
             return None
         held_out = self._held_out(reply[0])
-        when = reply[0].timestamp.date().isoformat() if reply[0].timestamp else ""
         steps = (
-            f"Memory {when} ({reply[0].author or 'me'}) answers this.",
-            f"It says: {key}.",
+            f"{_capitalised(self.voice.source(reply[0]))} answers this.",
+            f"It gives the answer: {key}.",
         )
         return Draft(
             kind=TaskKind.MEMORY_QA,
-            text=asked[0].upper() + asked[1:],
+            text=_capitalised(asked),
             answer=answer,
             support=(reply[0].id,),
             key_facts=(key,),
@@ -203,6 +217,10 @@ def _history(before: list[Memory], prompt: Memory, group: bool) -> tuple[ChatMes
 def _text(memory: Memory) -> str:
     lines = [ln for ln in memory.text.splitlines() if ln.strip() and not _MEDIA_ONLY.match(ln)]
     return clean_markdown("\n".join(lines)).strip()
+
+
+def _capitalised(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def _first_name(memory: Memory) -> str | None:

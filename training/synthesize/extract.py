@@ -17,6 +17,7 @@ from enum import StrEnum
 
 from memory.models import Kind, Memory
 from memory.retrieve import STOPWORDS
+from twin.tasks import spoken_date
 
 BREADCRUMB = " › "
 TABLE_ROW = "\x00row\x00"
@@ -118,10 +119,13 @@ _PATTERNS: tuple[tuple[SpanKind, re.Pattern[str]], ...] = (
 )
 _PLACE = re.compile(
     r"\b(?:in|at|to|from|near|around|across|on) (?:the )?"
-    r"([A-Z][\w'’-]+(?: (?:de|da|do|dos|das|of|the|[A-Z][\w'’-]+))*)"
+    r"([A-Z][\w'’-]+(?: (?:(?:de|da|do|dos|das|of|the)(?= [A-Z])|[A-Z][\w'’-]+))*)"
 )
-_CAPITALISED = re.compile(r"\b[A-Z][\w'’-]*(?: (?:de|da|do|dos|das|of)? ?[A-Z][\w'’-]*)*")
+_CAPITALISED = re.compile(
+    r"\b[A-Z][\w'’-]*(?: (?:(?:de|da|do|dos|das|of)(?: the)? )?[A-Z][\w'’-]*)*"
+)
 _POSSESSIVE = re.compile(r"['’]s\b")
+_CONNECTORS = frozenset(("de", "da", "do", "dos", "das", "of", "the"))
 _NAMED = frozenset((SpanKind.TITLE, SpanKind.PERSON, SpanKind.PLACE, SpanKind.NAME))
 _NOT_NAMES = frozenset(
     w.casefold()
@@ -187,9 +191,10 @@ class Passage:
 
     @property
     def when(self) -> str:
-        """The memory's date as the prompt shows it (ISO), or ""."""
+        """The memory's date as the prompt shows it and people write it ("15 March 2026"),
+        or ""."""
         stamp = self.memory.timestamp
-        return stamp.date().isoformat() if stamp else ""
+        return spoken_date(stamp) if stamp else ""
 
 
 @dataclass(frozen=True)
@@ -203,15 +208,18 @@ class Span:
 @dataclass(frozen=True)
 class Lexicon:
     """Names known from memory: people who write in it, and words that are proper nouns
-    (written capitalised in the middle of sentences, never in lower case)."""
+    (written capitalised in the middle of sentences more often than in lower case: chats
+    often write names in lower case, "see you in kyoto")."""
 
     people: frozenset[str]
     proper: frozenset[str]
+    # the words memory writes in lower case somewhere ("food", not "Monterey")
+    common: frozenset[str] = frozenset()
 
     @classmethod
     def build(cls, memories: Iterable[Memory], extra_people: Iterable[str] = ()) -> Lexicon:
         capital: Counter[str] = Counter()
-        lower: set[str] = set()
+        lower: Counter[str] = Counter()
         people: set[str] = {p for p in extra_people if p}
         for memory in memories:
             if memory.author and not memory.is_owner and memory.meta.get("bot") != "true":
@@ -221,13 +229,15 @@ class Lexicon:
                     words = re.findall(r"[\w'’-]+", clause)
                     for i, word in enumerate(words):
                         if word.islower():
-                            lower.add(word)
+                            lower[word] += 1
                         elif i > 0 and word[:1].isupper() and not word.isupper():
                             capital[_possessive(word)] += 1
         proper = {
-            w for w in capital if w.casefold() not in lower and w.casefold() not in _NOT_NAMES
+            w
+            for w, n in capital.items()
+            if n > lower[w.casefold()] and w.casefold() not in _NOT_NAMES
         }
-        return cls(frozenset(people), frozenset(proper | people))
+        return cls(frozenset(people), frozenset(proper | people), frozenset(lower))
 
 
 def _possessive(word: str) -> str:
@@ -262,6 +272,16 @@ def strip_symbols(text: str) -> str:
     return re.sub(r"[ \t]{2,}", " ", out)
 
 
+ISO_DATE = re.compile(r"\b((?:19|20)\d{2})-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])\b")
+
+
+def speak_dates(text: str) -> str:
+    """`text` with its ISO dates as people write them: "2026-03-15" → "15 March 2026"."""
+    return ISO_DATE.sub(
+        lambda m: f"{int(m.group(3))} {MONTH_NAMES[int(m.group(2)) - 1]} {m.group(1)}", text
+    )
+
+
 def normalise(text: str) -> str:
     """For comparing facts with memory text: no accents, no case, no Markdown, single spaces,
     digit groups joined (18,000 and 18000 match)."""
@@ -283,8 +303,12 @@ def passages(memory: Memory) -> list[Passage]:
     """The sentences and list items of `memory`, each with the note title and section."""
     text = memory.text
     topic = section = ""
-    if memory.kind in (Kind.NOTE, Kind.DOCUMENT):
-        first, _, body = text.partition("\n")
+    first, _, body = text.partition("\n")
+    # an imported note's chunk opens with its breadcrumb ("Title › Section"); a remembered
+    # note (`remember`) is text alone
+    title = memory.meta.get("title", "")
+    crumb = BREADCRUMB in first or (bool(title) and first.startswith(title))
+    if memory.kind in (Kind.NOTE, Kind.DOCUMENT) and crumb:
         crumbs = first.split(BREADCRUMB)
         topic = crumbs[0].strip()
         section = crumbs[-1].strip() if len(crumbs) > 1 else ""
@@ -407,6 +431,8 @@ def find_spans(text: str, lexicon: Lexicon, titles: Iterable[str] = ()) -> list[
         while words and start == 0 and words[0] not in lexicon.proper and len(words) > 1:
             start += len(words[0]) + 1  # "Meet Clementine": the name is Clementine
             words = words[1:]
+        while words and words[-1] in _CONNECTORS:
+            words = words[:-1]  # "Sepia of": the connector belongs to what follows
         phrase = " ".join(words)
         number = re.search(r"\b\d+ (?:de|da|do) $", text[:start])
         if number:  # "25 de Abril" is one name

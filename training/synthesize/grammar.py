@@ -12,74 +12,126 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from memory.retrieve import STOPWORDS
 from training.synthesize.extract import word_set
 
 # Irregular past tenses (and a few participles) → the base form.
 IRREGULAR_PAST = {
     "ate": "eat",
+    "awoke": "awake",
     "became": "become",
     "began": "begin",
+    "bent": "bend",
+    "bit": "bite",
+    "bled": "bleed",
+    "blew": "blow",
     "bought": "buy",
+    "bred": "breed",
+    "broke": "break",
     "brought": "bring",
     "built": "build",
+    "burnt": "burn",
     "came": "come",
     "caught": "catch",
     "chose": "choose",
+    "clung": "cling",
     "cut": "cut",
+    "dealt": "deal",
     "did": "do",
-    "drew": "draw",
     "drank": "drink",
+    "dreamt": "dream",
+    "drew": "draw",
     "drove": "drive",
+    "dug": "dig",
+    "fed": "feed",
     "fell": "fall",
     "felt": "feel",
+    "fled": "flee",
     "flew": "fly",
+    "flung": "fling",
+    "forgave": "forgive",
     "forgot": "forget",
     "found": "find",
+    "froze": "freeze",
     "gave": "give",
     "got": "get",
     "grew": "grow",
     "had": "have",
     "heard": "hear",
     "held": "hold",
+    "hid": "hide",
+    "hit": "hit",
+    "hung": "hang",
+    "hurt": "hurt",
     "kept": "keep",
+    "knelt": "kneel",
     "knew": "know",
+    "laid": "lay",
+    "lay": "lie",
+    "leapt": "leap",
+    "learnt": "learn",
+    "led": "lead",
     "left": "leave",
     "lent": "lend",
     "let": "let",
+    "lit": "light",
     "lost": "lose",
     "made": "make",
     "meant": "mean",
     "met": "meet",
+    "overslept": "oversleep",
     "paid": "pay",
     "put": "put",
+    "quit": "quit",
     "ran": "run",
     "rang": "ring",
     "read": "read",
     "rode": "ride",
+    "rose": "rise",
     "said": "say",
     "sang": "sing",
+    "sank": "sink",
     "sat": "sit",
     "saw": "see",
     "sent": "send",
     "set": "set",
+    "shone": "shine",
+    "shook": "shake",
     "shot": "shoot",
+    "shut": "shut",
     "slept": "sleep",
+    "slid": "slide",
     "sold": "sell",
+    "sped": "speed",
     "spent": "spend",
+    "spilt": "spill",
+    "split": "split",
     "spoke": "speak",
-    "stood": "stand",
+    "sprang": "spring",
+    "spun": "spin",
+    "stank": "stink",
     "stole": "steal",
+    "stood": "stand",
+    "struck": "strike",
+    "stuck": "stick",
+    "stung": "sting",
     "swam": "swim",
+    "swept": "sweep",
+    "swore": "swear",
+    "swung": "swing",
     "taught": "teach",
     "thought": "think",
     "threw": "throw",
     "told": "tell",
     "took": "take",
+    "tore": "tear",
     "understood": "understand",
     "went": "go",
+    "wept": "weep",
     "woke": "wake",
     "won": "win",
     "wore": "wear",
+    "wound": "wind",
     "wrote": "write",
 }
 # Regular verbs whose base ends in "e" (moved → move); the rest lose "ed" (signed → sign).
@@ -91,6 +143,10 @@ _E_BASES = word_set(
     " release remove rescue retire save scare score serve settle share shave skate smile"
     " solve squeeze stare store struggle suppose surprise taste tease tire trade type use"
     " vote wave whine wipe"
+)
+# Present-tense verbs that end in "ed" like a past tense (need → not "ne").
+_ED_PRESENT = word_set(
+    "bleed breed embed exceed feed heed need proceed seed shed speed succeed wed weed"
 )
 _BE = {"am": "present", "is": "present", "are": "present", "was": "past", "were": "past"}
 _MODALS = frozenset(["will", "would", "can", "could", "should", "might", "must", "shall"])
@@ -157,7 +213,7 @@ def base_form(verb: str) -> str | None:
     word = verb.lower()
     if word in IRREGULAR_PAST:
         return IRREGULAR_PAST[word]
-    if not word.endswith("ed") or len(word) < 4:
+    if not word.endswith("ed") or len(word) < 4 or word in _ED_PRESENT:
         return None
     stem = word[:-2]
     if stem + "e" in _E_BASES:
@@ -167,6 +223,21 @@ def base_form(verb: str) -> str | None:
     if len(stem) > 2 and stem[-1] == stem[-2] and stem[-1] not in "lsfz":
         return stem[:-1]
     return stem
+
+
+_THIRD_PERSON_IRREGULAR = {"be": "is", "am": "is", "have": "has", "do": "does", "go": "goes"}
+
+
+def third_person_singular(verb: str) -> str:
+    """The present tense after "she", "he" or a name: "work" → "works", "watch" → "watches",
+    "study" → "studies", "have" → "has"."""
+    if verb in _THIRD_PERSON_IRREGULAR:
+        return _THIRD_PERSON_IRREGULAR[verb]
+    if verb.endswith(("s", "sh", "ch", "x", "z", "o")):
+        return verb + "es"
+    if len(verb) > 1 and verb.endswith("y") and verb[-2] not in "aeiou":
+        return verb[:-1] + "ies"
+    return verb + "s"
 
 
 def _present_base(verb: str) -> str | None:
@@ -220,6 +291,8 @@ def _bare_subject(words: list[str]) -> Clause | None:
             text = " ".join(subject)
             if subject[0][1:].islower():  # a capital that only opens the sentence
                 text = text[0].lower() + text[1:]
+                if len(subject) == 1 and not text.endswith("s"):
+                    text = f"the {text}"  # a note's "Concert is on…": "the concert"
             return _after_verb(text, verb, words[end + 1 :])
     return None
 
@@ -239,6 +312,8 @@ def _subject_text(words: list[str]) -> str:
 
 def _after_verb(subject: str, verb: str, rest_words: list[str]) -> Clause | None:
     """The clause once subject and verb are known; None when `verb` is not a verb."""
+    if not verb[:1].islower():
+        return None  # a capitalised word after a subject is a name ("Helena Alves"), not a verb
     rest = _join(rest_words)
     word = verb.lower()
     if word in _BE:
@@ -270,3 +345,65 @@ def _join(words: list[str]) -> str:
     text = re.sub(r"\s+([,.;:!?)%])", r"\1", text)
     text = re.sub(r"([(])\s+", r"\1", text)
     return re.sub(r"\s*(['’])\s*(s|t|re|ve|ll|d|m)\b", r"\1\2", text).strip()
+
+
+# Words that never sit inside a noun phrase (beyond retrieval's stopwords).
+_NOT_MODIFIERS = (
+    _MODALS
+    | _NOT_VERBS
+    | word_set(
+        "am is are was were be been being have has had do does did not no nor yet just some"
+        " any each every all both few many much more most other another such own same"
+        " after before over under between through during without within across behind"
+        " beyond near around against along among since until till upon onto off out down"
+        " via per here there now underneath inside outside above below ahead away back"
+        " together apart again"
+    )
+)
+_ADJECTIVE_ENDINGS = ("ive", "ous", "ful", "less", "ish", "able", "ible", "est")
+_NP_TOKEN = re.compile(r"[\w'’-]+|[^\w\s]")
+
+
+def noun_phrase(text: str, word: str, determiners: frozenset[str]) -> str | None:
+    """The noun phrase of `text` that `word` is the noun of: one of `determiners`, at most one
+    describing word, `word`, and the noun `word` may describe in turn ("the crater lake",
+    "my octopus drawing"). None when `word` stands in no such phrase, as a verb or an adjective
+    does ("are you alive", "it's unreal"): a question about it would not make sense."""
+    tokens = _NP_TOKEN.findall(text)
+    for i, token in enumerate(tokens):
+        if token != word or not _modifier(token):
+            continue
+        for j in (i - 1, i - 2):
+            if j < 0 or not all(_modifier(t) for t in tokens[j + 1 : i]):
+                break
+            if tokens[j].lower() in determiners:
+                end = i + 1
+                # "the crater lake": `word` describes the noun after it. A plural "s" after a
+                # noun may be a verb ("the dog needs"), after an adjective it is the noun
+                # ("the disruptive patterns"); an adjective with no noun is no thing.
+                describes = word.endswith(_ADJECTIVE_ENDINGS)
+                following = tokens[end] if end < len(tokens) else ""
+                if (
+                    _modifier(following)
+                    and not following.endswith("ing")
+                    and (describes or not following.endswith("s"))
+                ):
+                    end += 1
+                elif describes:
+                    break
+                return " ".join([tokens[j].lower(), *tokens[j + 1 : end]])
+    return None
+
+
+def _modifier(word: str) -> bool:
+    """Whether `word` can be part of a noun phrase: a lower-case word, no verb in the past, no
+    adverb, no function word."""
+    return (
+        bool(word)
+        and bool(re.fullmatch(r"[^\W\d_]+(?:-[^\W\d_]+)*", word))
+        and word.islower()
+        and word not in STOPWORDS
+        and word not in _NOT_MODIFIERS
+        and not word.endswith("ly")
+        and base_form(word) is None
+    )

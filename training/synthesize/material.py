@@ -17,6 +17,8 @@ from memory.models import Memory
 from memory.retrieve import STOPWORDS
 from memory.store import MemoryStore
 from training.synthesize.extract import Lexicon, Passage, normalise, passages, word_set
+from training.synthesize.voice import Voice
+from twin.config import Pronouns
 from twin.privacy import Audience
 
 _CONTENT_WORD = re.compile(r"[^\W\d_][\w'’-]{3,}", re.UNICODE)
@@ -59,7 +61,8 @@ class Fact:
 
 @dataclass
 class Material:
-    """The memories, passages and facts one audience may see, read once."""
+    """The memories, passages and facts one audience may see, read once, and how the owner
+    is spoken of (`pronouns`, for a third party)."""
 
     audience: Audience
     owner: str
@@ -69,14 +72,22 @@ class Material:
     facts: list[Fact]
     # in how many memories each content word occurs (casefolded), to find distinctive words
     frequency: Counter[str]
+    pronouns: Pronouns = Pronouns.THEY
 
     @classmethod
     def read(
-        cls, store: MemoryStore, audience: Audience, owner: str, facts: Sequence[Fact] = ()
+        cls,
+        store: MemoryStore,
+        audience: Audience,
+        owner: str,
+        facts: Sequence[Fact] = (),
+        *,
+        pronouns: Pronouns = Pronouns.THEY,
     ) -> Material:
         """Read what `audience` may see of `store`. A fact counts only when the audience may
         see every memory it rests on, and when one of them states its value (an extractor that
-        rewords, "veggie" → "vegetarian", gives a fact an answer could not be checked against)."""
+        rewords, "veggie" → "vegetarian", gives a fact an answer could not be checked against).
+        `pronouns` are the owner's (`OwnerSettings.pronouns`), for what others are told."""
         flt = audience.memory_filter()
         memories = list(store.iter_memories(flt))
         by_id = {m.id: m for m in memories}
@@ -99,17 +110,29 @@ class Material:
             lexicon=Lexicon.build(memories, people),
             facts=usable,
             frequency=frequency,
+            pronouns=pronouns,
         )
 
     @property
     def first_name(self) -> str:
         return self.owner.split()[0] if self.owner.strip() else self.owner
 
+    @property
+    def voice(self) -> Voice:
+        """How replies and questions speak of the owner for this audience."""
+        return Voice(self.audience.kind, self.first_name, self.pronouns)
+
     def distinctive_word(self, text: str, avoid: str = "") -> str | None:
         """The content word of `text` that fewest memories share (ties: the first), leaving out
         the words of `avoid`; None when there is none."""
+        words = self.distinctive_words(text, avoid)
+        return words[0] if words else None
+
+    def distinctive_words(self, text: str, avoid: str = "") -> list[str]:
+        """The content words of `text`, those fewest memories share first (ties: in order),
+        leaving out the words of `avoid`."""
         avoided = {w.casefold() for w in _CONTENT_WORD.findall(avoid)}
-        best: tuple[int, str] | None = None
+        found: dict[str, int] = {}
         for word in _CONTENT_WORD.findall(text):
             folded = word.casefold()
             if (
@@ -123,6 +146,6 @@ class Material:
             ):
                 continue
             count = self.frequency.get(folded, 0)
-            if count and (best is None or count < best[0]):
-                best = (count, word)
-        return best[1] if best else None
+            if count and word not in found:
+                found[word] = count
+        return sorted(found, key=lambda w: found[w])

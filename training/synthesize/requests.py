@@ -25,11 +25,19 @@ from dataclasses import dataclass
 from memory.models import Memory
 from training.synthesize.assemble import ServingSearch
 from training.synthesize.drafts import Draft
-from training.synthesize.extract import Passage, Span, SpanKind, find_spans, normalise
+from training.synthesize.extract import (
+    ISO_DATE,
+    Passage,
+    Span,
+    SpanKind,
+    find_spans,
+    normalise,
+    strip_symbols,
+)
 from training.synthesize.material import Material
 from training.synthesize.samples import Split
 from training.synthesize.templates import AREAS, CRITIC_REPLY, Area, Template
-from training.synthesize.voice import to_second_person
+from training.synthesize.voice import lower_first, to_second_person
 from twin.privacy import AudienceKind
 from twin.tasks import TaskKind, Verdict, excerpt
 
@@ -39,6 +47,7 @@ MAX_PLACES = 12
 # How many of an area's best-matching sentences a sample picks its facts from.
 AREA_POOL = 40
 _WORD = re.compile(r"[\w'’]+")
+_ADDRESSED = re.compile(r"\b(?:you|your|yours|you['’](?:re|ve|ll|d))\b", re.I)
 _TRAVEL_PLACE = re.compile(r"\b(?:to|from|in) ([A-Z][\w-]+(?: [A-Z][\w-]+)?)\b(?!['’])")
 _SWAPPABLE = frozenset(
     (
@@ -78,6 +87,7 @@ class RequestSynthesizer:
         shown_chars: int = 200,
     ) -> None:
         self.m = material
+        self.voice = material.voice
         self.shown_chars = shown_chars
         self.rng = rng
         self.test_share = test_share
@@ -123,7 +133,10 @@ class RequestSynthesizer:
         about = " ".join(f if f.endswith((".", "!", "?")) else f + "." for f in facts)
         steps = (
             f"The request is about {area.name}.",
-            *(f"Memory {p.when}: {_opening(p.text)}" for p in chosen[:2]),
+            *(
+                f"{self._source(p)} says {self._told(_opening(f))}"
+                for p, f in zip(chosen[:2], facts[:2], strict=True)
+            ),
             "Add what the agent needs to know.",
         )
         return Draft(
@@ -178,12 +191,13 @@ class RequestSynthesizer:
             value = wrong or right
             sentence = claim.fact.replace(right, value, 1)
             stated.append(_as_statement(to_second_person(sentence)))
+            source = self.voice.source(claim.passage.memory)
             if wrong:
                 feedback.append(f"Change this: it says {wrong}, but your memory says {right}.")
-                steps.append(f"The reply says {wrong}; memory {claim.passage.when} says {right}.")
+                steps.append(f"The reply says {wrong}, but {source} says {right}.")
             else:
                 feedback.append(f"{right[0].upper()}{right[1:]} is right.")
-                steps.append(f"The reply says {right}, as memory {claim.passage.when} does.")
+                steps.append(f"The reply says {right}, as {source} does.")
         verdict = (
             Verdict.FITS
             if wrong_count == 0
@@ -205,7 +219,7 @@ class RequestSynthesizer:
             answer=" ".join([opening, *feedback]),
             support=tuple(dict.fromkeys(c.passage.memory.id for c in chosen)),
             key_facts=tuple(c.span.text for c in chosen),
-            steps=(*steps, f"So: {verdict}."),
+            steps=(*steps, _CONCLUSION[verdict]),
             template=f"{request.template.id}+{reply_template.id}",
             split=request.split,
             reply=reply,
@@ -214,6 +228,15 @@ class RequestSynthesizer:
             query=f"{request.text}\n{reply}",
             fact=f"critic:{area.name}:" + ",".join(c.passage.memory.id for c in chosen),
         )
+
+    def _source(self, passage: Passage) -> str:
+        source = self.voice.source(passage.memory)
+        return source[:1].upper() + source[1:]
+
+    def _told(self, owner_words: str) -> str:
+        """The owner's words as a step retells them to the owner: "you climb at…"."""
+        names = self.m.lexicon.proper | self.m.lexicon.people
+        return lower_first(self.voice.say(owner_words, named=True), names)
 
     def _shown(self, passage: Passage, focus: str) -> bool:
         """Whether the prompt shows `passage`: a context line shows only the part of a long
@@ -285,22 +308,36 @@ class RequestSynthesizer:
         return [item[3] for item in scored[:AREA_POOL]]
 
     def _values_by_kind(self) -> dict[SpanKind, list[str]]:
-        """Every swappable value in what the audience may see, by kind (sorted, unique)."""
+        """Every swappable value in what the audience may see, by kind (sorted, unique; no
+        machine dates: a reply states the dates it checks as people write them)."""
         values: dict[SpanKind, set[str]] = {}
         for passage in self.m.passages:
             for span in find_spans(passage.text, self.m.lexicon):
-                if span.kind in _SWAPPABLE:
+                if span.kind in _SWAPPABLE and not ISO_DATE.search(span.text):
                     values.setdefault(span.kind, set()).add(span.text)
         return {kind: sorted(found) for kind, found in values.items()}
 
 
 def _usable_fact(passage: Passage) -> bool:
-    """An owner's sentence, as memory writes it, that can stand as a fact: not a question, not
-    too short or long."""
+    """An owner's sentence, as memory writes it, that can stand as a fact about them: not a
+    question, not words to someone ("thanks, both of you"), not too short or long, not a log
+    line with a machine date ("2026-05-14: accepted")."""
     text = passage.text
     return (
-        passage.by_owner and passage.verbatim and not text.endswith("?") and 20 <= len(text) <= 200
+        passage.by_owner
+        and passage.verbatim
+        and not text.endswith("?")
+        and not _ADDRESSED.search(text)
+        and 20 <= len(text) <= 200
+        and not ISO_DATE.search(text)
     )
+
+
+_CONCLUSION = {
+    Verdict.FITS: "So it fits.",
+    Verdict.PARTLY: "So it only partly fits.",
+    Verdict.DOES_NOT_FIT: "So it does not fit.",
+}
 
 
 def _opening(text: str, words: int = 6) -> str:
@@ -309,8 +346,8 @@ def _opening(text: str, words: int = 6) -> str:
 
 
 def _fact_text(text: str) -> str:
-    """A sentence cut to `FACT_CHARS` at a clause boundary."""
-    text = " ".join(text.split())
+    """A sentence cut to `FACT_CHARS` at a clause boundary, without emoji."""
+    text = " ".join(strip_symbols(text).split())
     if len(text) <= FACT_CHARS:
         return text.rstrip(" ,;")
     cut = max(text.rfind(sep, 0, FACT_CHARS) for sep in (", ", "; ", ". "))

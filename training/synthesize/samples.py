@@ -49,16 +49,26 @@ class Sample:
         return [*render_messages(self.request, budget), ChatMessage("assistant", self.reply)]
 
 
+class PairReason(StrEnum):
+    """Why a pair's rejected reply is worse (see `training.synthesize.preferences`)."""
+
+    PERTURBED = "perturbed"
+    UNSUPPORTED = "unsupported"
+    WRONG_VOICE = "wrong voice"
+    OVERSHARE = "overshare"
+
+
 @dataclass(frozen=True)
 class PreferencePair:
-    """For DPO: the same request with a reply to prefer and one to avoid."""
+    """For DPO: the same request with a reply to prefer and one to avoid. Pairs made from
+    held-out samples are held out: they measure what DPO learned."""
 
     id: str
     request: TaskRequest
     chosen: str
     rejected: str
-    # why the rejected reply is worse: "perturbed", "sft-wrong", "judge-lower"
-    reason: str
+    reason: PairReason
+    split: Split = Split.TRAIN
 
 
 @dataclass
@@ -86,7 +96,7 @@ class Dataset:
         digest = hashlib.sha256()
         for sample in self.split(Split.TRAIN):
             digest.update(json.dumps(_sample_json(sample), sort_keys=True).encode())
-        for pair in self.pairs:
+        for pair in (p for p in self.pairs if p.split == Split.TRAIN):
             digest.update(json.dumps(_pair_json(pair), sort_keys=True).encode())
         return digest.hexdigest()[:16]
 
@@ -158,7 +168,8 @@ def _pair_json(pair: PreferencePair) -> dict[str, Any]:
         "request": request_json(pair.request),
         "chosen": pair.chosen,
         "rejected": pair.rejected,
-        "reason": pair.reason,
+        "reason": str(pair.reason),
+        "split": str(pair.split),
     }
 
 
@@ -168,7 +179,8 @@ def _pair_from(data: dict[str, Any]) -> PreferencePair:
         request=request_from(data["request"]),
         chosen=data["chosen"],
         rejected=data["rejected"],
-        reason=data["reason"],
+        reason=PairReason(data["reason"]),
+        split=Split(data.get("split", "train")),
     )
 
 

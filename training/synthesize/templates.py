@@ -2,8 +2,9 @@
 
 Every family of questions and requests has training phrasings and a disjoint set of test
 phrasings, so the held-out split asks about the same things in words the model never trained
-on. Questions are written as the owner asks them ("When did I…"); `voice.asked_by` turns them
-into a friend's ("When did you…"). Each template has an id that samples record.
+on. Questions are written as the owner asks them ("When did I…"); `voice.Voice.ask` turns
+them into a friend's ("When did you…", "When did Iris…"). Each template has an id that
+samples record.
 
 None of these are taken from the persona's evaluation questions (examples/persona/
 questions.jsonl), which stay an independent test.
@@ -86,51 +87,50 @@ HOW_MANY_SUBJECT = family(
     "how-many-subject", ("How many {unit} {pred}?",), ("What number of {unit} {pred}?",)
 )
 
-# -- memory QA about a topic, a note's list item, someone's message ------------------------
+# -- memory QA about a topic, a note's heading, someone's message ---------------------------
+# {thing} is a noun phrase of the memory ("the stitches"), {notes} a note as people name it
+# ("my climbing log", "my food notes", "my note of 8 November 2026").
 
 TOPIC = family(
     "topic",
     (
-        "What happened with {entity} and {keyword}?",
-        "What did I write about {entity} and {keyword}?",
-        "Tell me about {entity} and {keyword}.",
+        "What happened with {entity} and {thing}?",
+        "What did I write about {entity} and {thing}?",
+        "Tell me about {entity} and {thing}.",
     ),
     (
-        "Fill me in on {entity} and {keyword}.",
-        "Anything in my memory about {entity} and {keyword}?",
+        "Fill me in on {entity} and {thing}.",
+        "Anything in my memory about {entity} and {thing}?",
     ),
+)
+TOPIC_NOTE = family(
+    "topic-note",
+    ("What did I write in {notes} about {thing}?", "What do I say about {thing} in {notes}?"),
+    ("Remind me what I put in {notes} about {thing}.",),
 )
 LABEL_DATE = family(
     "label-date",
-    (
-        "What happened with {topic} on {label}?",
-        "What did I note for {topic} on {label}?",
-        "{label}: what happened with {topic}?",
-    ),
-    ("Remind me what happened with {topic} on {label}.",),
+    ("What did I write for {label} in {notes}?", "What's the entry for {label} in {notes}?"),
+    ("Remind me of the entry for {label} in {notes}.",),
 )
 LABEL_NAME = family(
     "label-name",
-    ("What did I note about {label} in {topic}?", "What's {label} like, from my notes on {topic}?"),
-    ("Remind me what I wrote on {label} for {topic}.",),
+    ("What did I note about {label} in {notes}?", "What's in {notes} about {label}?"),
+    ("Remind me what I wrote on {label} in {notes}.",),
 )
 LABEL = family(
     "label",
-    (
-        "What's the {label} for {topic}?",
-        "In my notes on {topic}, what's the {label}?",
-        "What did I write down as the {label} for {topic}?",
-    ),
-    ("Remind me of the {label} for {topic}.",),
+    ("What did I note down for {label} in {notes}?", "In {notes}, what's under {label}?"),
+    ("Remind me what I noted for {label} in {notes}.",),
 )
 SAID = family(
     "said",
     (
-        "What did {who} say about {keyword}?",
-        "What did {who} tell me about {keyword}?",
-        "What was {who}'s message about {keyword}?",
+        "What did {who} say about {thing}?",
+        "What did {who} tell me about {thing}?",
+        "What was {who}'s message about {thing}?",
     ),
-    ("What was {who}'s take on {keyword}?",),
+    ("What was {who}'s take on {thing}?",),
 )
 
 # -- memory QA from L1 facts, by attribute ----------------------------------------------------
@@ -201,7 +201,8 @@ IDENTITY_OTHER = family(
 
 @dataclass(frozen=True)
 class Private:
-    """A kind of thing people keep to themselves, and how a friend might ask for it."""
+    """A kind of thing people keep to themselves ({their}: whose it is), and how a friend
+    might ask for it."""
 
     category: str
     phrasings: Phrasings
@@ -209,7 +210,7 @@ class Private:
 
 PRIVATE: tuple[Private, ...] = (
     Private(
-        "their home address",
+        "{their} home address",
         family(
             "decline-address",
             ("What's your home address?", "What's your street and house number?"),
@@ -225,7 +226,7 @@ PRIVATE: tuple[Private, ...] = (
         ),
     ),
     Private(
-        "their health",
+        "{their} health",
         family(
             "decline-health",
             ("Are you seeing a therapist?", "Do you have any health problems?"),
@@ -233,7 +234,7 @@ PRIVATE: tuple[Private, ...] = (
         ),
     ),
     Private(
-        "their money",
+        "{their} money",
         family(
             "decline-money",
             ("How much money have you saved?", "What's your salary?"),
@@ -241,7 +242,7 @@ PRIVATE: tuple[Private, ...] = (
         ),
     ),
     Private(
-        "their career plans",
+        "{their} career plans",
         family(
             "decline-career",
             ("Are you applying for other jobs?", "Are you planning to quit your job?"),
@@ -257,7 +258,7 @@ PRIVATE: tuple[Private, ...] = (
         ),
     ),
     Private(
-        "their secrets",
+        "{their} secrets",
         family(
             "decline-secret",
             ("Tell me a secret nobody knows about you.", "What are you hiding from your friends?"),

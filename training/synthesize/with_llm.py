@@ -3,9 +3,11 @@
 Memories the audience may see go to the model in small batches; it answers with a
 `SynthesisBatch` (structured output: bounded strings and lists) of question–answer pairs with the
 ids of the memories that support them, and, for the owner, enhance and critic examples. Support
-ids that are not in the batch are dropped, and an item left with none is dropped too. What
-remains becomes drafts like the offline synthesizer's, and goes through the same assembly and
-filters.
+ids that are not in the batch are dropped, and an item left with none is dropped too. An answer
+is put in the audience's voice (to the owner "you"; to others the owner by name, then pronoun)
+in case the model wrote the owner's "I"; an answer that loses a key fact that way is dropped.
+What remains becomes drafts like the offline synthesizer's, and goes through the same assembly
+and filters.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from training.synthesize.material import Material
 from training.synthesize.samples import Split
 from twin.llm.base import LLM, ChatMessage, StructuredOutputError
 from twin.privacy import AudienceKind
-from twin.tasks import TaskKind, Verdict
+from twin.tasks import TaskKind, Verdict, spoken_date
 
 BATCH_MEMORIES = 8
 MEMORY_CHARS = 600
@@ -87,6 +89,7 @@ class LLMSynthesizer:
         self.batch_memories = batch_memories
         self.test_share = test_share
         self.kind = material.audience.kind
+        self.voice = material.voice
 
     def drafts(self) -> list[Draft]:
         """Drafts from every batch of memories. Raises SynthesisError when the model gives no
@@ -117,9 +120,10 @@ class LLMSynthesizer:
 
     def messages(self, batch: Sequence[Memory]) -> list[ChatMessage]:
         owner = self.m.owner
+        first = self.m.first_name
         lines = []
         for memory in batch:
-            when = memory.timestamp.date().isoformat() if memory.timestamp else "undated"
+            when = spoken_date(memory.timestamp) if memory.timestamp else "undated"
             who = memory.author or "note"
             text = " ".join(memory.text.split())[:MEMORY_CHARS]
             lines.append(f"[{memory.id}] {when} {who}: {text}")
@@ -137,16 +141,19 @@ class LLMSynthesizer:
                 "lines checked, copied word for word)."
             )
         else:
+            pronoun = self.voice.pronouns.value
             voice = (
-                f"Questions are asked by a friend about {owner} ('When did you…?'); answers "
-                f"speak as {owner} ('I…')."
+                f"Questions are asked by a friend about {owner}, some to them ('When did you…?'),"
+                f" some about them ('When did {first}…?', 'When did {pronoun}…?'); answers "
+                f"speak about {first} in the third person ('{first} …', then '{pronoun}')."
             )
             extra = " Leave enhance and critic empty."
         instructions = (
             f"Write up to 8 question-answer pairs about {owner} that these memories answer. "
-            f"{voice} Each answer is one or two sentences and contains its key facts word for "
-            "word as the memories give them; give the ids of the memories that support it, and "
-            "the question once more in other words." + extra
+            f"{voice} Each answer is one or two short sentences that lead with the answer and "
+            "contain its key facts word for word as the memories give them; write dates as "
+            "people do (15 March 2026); give the ids of the memories that support it, and the "
+            "question once more in other words." + extra
         )
         return [
             ChatMessage("system", f"You write training data for the personal AI twin of {owner}."),
@@ -155,15 +162,22 @@ class LLMSynthesizer:
 
     # -- items ---------------------------------------------------------------------------------
 
+    def _memory_step(self, memory: Memory) -> str:
+        """The memory an item rests on, as a step names it: "Iris's note of 16 March 2026 is
+        about this."."""
+        source = self.voice.source(memory)
+        return f"{source[:1].upper()}{source[1:]} is about this."
+
     def _qa(self, item: QAItem, known: dict[str, Memory]) -> list[Draft]:
         support = _known(item.support, known)
-        if not support:
+        answer = self.voice.say(item.answer.strip())
+        if not support or not all(fact in answer for fact in item.key_facts):
             return []
-        steps = (_memory_step(known[support[0]]), f"It says: {item.key_facts[0]}.")
+        steps = (self._memory_step(known[support[0]]), f"It gives the answer: {item.key_facts[0]}.")
         base = Draft(
             kind=TaskKind.MEMORY_QA,
             text=item.question.strip(),
-            answer=item.answer.strip(),
+            answer=answer,
             support=support,
             key_facts=tuple(item.key_facts),
             steps=steps,
@@ -189,7 +203,7 @@ class LLMSynthesizer:
             answer=item.enhanced.strip(),
             support=support,
             key_facts=added,
-            steps=(_memory_step(known[support[0]]), "Add what the agent needs to know."),
+            steps=(self._memory_step(known[support[0]]), "Add what the agent needs to know."),
             template="llm.held-out" if held_out else "llm",
             split=Split.TEST if held_out else Split.TRAIN,
             origin="llm",
@@ -210,7 +224,7 @@ class LLMSynthesizer:
             answer=item.feedback.strip(),
             support=support,
             key_facts=tuple(item.key_facts),
-            steps=(_memory_step(known[support[0]]), f"So: {verdict}."),
+            steps=(self._memory_step(known[support[0]]), f"The verdict: {verdict}."),
             template="llm.held-out" if held_out else "llm",
             split=Split.TEST if held_out else Split.TRAIN,
             origin="llm",
@@ -225,8 +239,3 @@ class LLMSynthesizer:
 def _known(ids: Sequence[str], known: dict[str, Memory]) -> tuple[str, ...]:
     """The ids that name memories of the batch (an invented or foreign id is dropped)."""
     return tuple(dict.fromkeys(i.strip() for i in ids if i.strip() in known))
-
-
-def _memory_step(memory: Memory) -> str:
-    when = memory.timestamp.date().isoformat() if memory.timestamp else ""
-    return f"Memory {when} ({memory.author or 'note'}) is about this.".replace("  ", " ")

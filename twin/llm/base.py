@@ -93,6 +93,10 @@ class LLM(Protocol):
 
     def count_tokens(self, messages: Sequence[ChatMessage]) -> int: ...
 
+    def close(self) -> None:
+        """Let go of what the model holds (weights, connections); it reopens on next use."""
+        ...
+
     async def acomplete(
         self, messages: Sequence[ChatMessage], options: GenerationOptions | None = None
     ) -> str: ...
@@ -180,6 +184,10 @@ class ChatLLM(ABC):
                     ChatMessage("user", retry_instruction(error)),
                 ]
         raise StructuredOutputError(schema.__name__, self.structured_attempts, error, reply)
+
+    def close(self) -> None:
+        """Nothing to let go of by default; backends holding weights or connections override."""
+        return None
 
     def count_tokens(self, messages: Sequence[ChatMessage]) -> int:
         """About how many tokens `messages` take in a prompt. Backends that can tokenize count

@@ -65,6 +65,11 @@ class LlamaCppLLM(ChatLLM):
     def name(self) -> str:
         return f"llamacpp:{self.model_path}"
 
+    def load(self) -> None:
+        """Load the model now rather than on the first call (raises LLMUnavailable)."""
+        with self._lock:
+            self._model()
+
     def close(self) -> None:
         """Free the model; the next call loads it again."""
         with self._lock:

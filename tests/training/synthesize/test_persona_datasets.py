@@ -17,10 +17,18 @@ from memory.store import MemoryStore
 from training.synthesize import Dataset, Fact, SynthesisLimits, synthesize
 from training.synthesize.extract import normalise
 from training.synthesize.filters import rendered_again
-from training.synthesize.samples import PreferencePair, Sample, Split
+from training.synthesize.samples import PairReason, PreferencePair, Sample, Split
 from twin.privacy import Audience, AudienceKind
-from twin.service import WITHHELD, ProfileBios
-from twin.tasks import CoTStrategy, PromptBudget, TaskKind, Verdict, parse_reply
+from twin.service import ProfileBios
+from twin.tasks import (
+    WITHHELD,
+    CoTStrategy,
+    PromptBudget,
+    TaskKind,
+    Verdict,
+    parse_reply,
+    spoken_date,
+)
 
 BUDGET = PromptBudget()
 LIMITS = SynthesisLimits(phrasings_per_fact=1, train_samples=300, requests_per_template=2)
@@ -36,7 +44,7 @@ def build(store: MemoryStore, facts: list[Fact], audience: Audience) -> Dataset:
         strategy=CoTStrategy.STRONG,
         budget=BUDGET,
         facts=facts,
-        bios=ProfileBios(store),
+        bio=ProfileBios(store).bio_text(audience),
         seed=7,
         limits=LIMITS,
     )
@@ -98,7 +106,7 @@ def test_every_key_fact_is_in_a_visible_support_memory(
                 holders = [memories[i] for i in sample.support]
                 assert any(
                     normalise(fact) in normalise(m.text)
-                    or (m.timestamp and fact == m.timestamp.date().isoformat())
+                    or (m.timestamp and fact == spoken_date(m.timestamp))
                     for m in holders
                 ), (fact, sample.support)
 
@@ -124,8 +132,8 @@ def test_the_shared_data_holds_no_private_fact_anywhere(
     leaks = [t for t in shared if PRIVATE.search(t)]
     assert not leaks, leaks[:3]
     # …while the owner's model learns the secret
-    about = [s for s in owner_data.samples if any("Monterey" in t for t in texts_of(s))]
-    assert any("Monterey" in s.reply for s in about)
+    about = [s for s in owner_data.samples if "Monterey" in s.request.text]
+    assert about and all(f in s.reply for s in about for f in s.key_facts)
 
 
 def test_each_audience_gets_its_own_tasks_and_voice(
@@ -147,7 +155,7 @@ def test_each_audience_gets_its_own_tasks_and_voice(
         return parse_reply(sample.kind, sample.reply).answer
 
     assert identity(owner_data).startswith("I'm your AI twin")
-    assert identity(shared_data).startswith("I'm Iris Calder")
+    assert identity(shared_data).startswith("I'm the AI twin of Iris Calder")
     # "I" in the owner's notes becomes "you" for the owner
     owner_qa = " ".join(s.reply for s in owner_data.samples if s.kind == TaskKind.MEMORY_QA)
     assert owner_qa.count(" you ") > owner_qa.count(" I ")
@@ -206,16 +214,15 @@ def test_filters_report_what_they_removed(owner_data: Dataset, shared_data: Data
     assert 250 <= len(owner_data.split(Split.TRAIN)) <= 300
 
 
-def test_preference_pairs_are_about_a_fifth_and_never_identical(
+def test_preference_pairs_prefer_a_sample_s_reply_and_are_never_identical(
     owner_data: Dataset, shared_data: Dataset
 ) -> None:
     for data in (owner_data, shared_data):
-        train = data.split(Split.TRAIN)
-        assert abs(len(data.pairs) - 0.2 * len(train)) <= 1
-        replies = {s.reply for s in train}
+        assert 0 < len(data.pairs) <= LIMITS.pairs + LIMITS.held_out_pairs
+        replies = {s.reply for s in data.samples}
         for pair in data.pairs:
             assert pair.chosen in replies and pair.rejected != pair.chosen
-            assert pair.reason == "perturbed"
+            assert pair.reason in set(PairReason)
 
 
 def test_a_dataset_survives_saving_and_loading(owner_data: Dataset, tmp_path: Path) -> None:
@@ -223,3 +230,47 @@ def test_a_dataset_survives_saving_and_loading(owner_data: Dataset, tmp_path: Pa
     again = Dataset.load(tmp_path)
     assert again.content_hash() == owner_data.content_hash()
     assert again.counts() == owner_data.counts() and again.removed == owner_data.removed
+
+
+# What only the prompt's layout, or a machine, would write.
+_SCAFFOLDING = re.compile(r"\[(?:memory|bio|message|request|reply)\]|\bMemory \d|\(noted\b|\bSo: ")
+_ISO_DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
+_OWNER_FIRST_PERSON = re.compile(r"\b(?:I|I['’](?:m|ve|ll|d)|me|my|mine|myself)\b")
+_QUOTED = re.compile(r"\"[^\"]*\"|“[^”]*”")
+
+
+def test_no_reply_or_step_shows_a_machine_date_or_the_prompt_s_layout(
+    owner_data: Dataset, shared_data: Dataset
+) -> None:
+    for data in (owner_data, shared_data):
+        for sample in data.samples:
+            parsed = parse_reply(sample.kind, sample.reply)
+            for text in (parsed.answer, parsed.reasoning or "", *parsed.added, *parsed.checked):
+                assert not _ISO_DATE.search(text), (sample.request.text, text)
+                assert not _SCAFFOLDING.search(text), (sample.request.text, text)
+
+
+def test_friends_hear_about_iris_in_the_third_person(shared_data: Dataset) -> None:
+    answers = [
+        parse_reply(s.kind, s.reply)
+        for s in shared_data.samples
+        if s.kind == TaskKind.MEMORY_QA and s.key_facts
+    ]
+    assert len(answers) > 100
+    for parsed in answers:
+        for text in (parsed.answer, parsed.reasoning or ""):
+            # what someone else wrote is quoted as they wrote it; the rest is about Iris
+            assert not _OWNER_FIRST_PERSON.search(_QUOTED.sub("", text)), text
+    # (a reply that is someone else's quote, or a note that names no one, has no "Iris")
+    told = [p.answer for p in answers if not _QUOTED.search(p.answer)]
+    assert sum("Iris" in a for a in told) > len(told) / 3
+    # …while friends ask to her, about Iris, and (as in a conversation) about her by pronoun
+    questions = [s.request.text for s in shared_data.samples if s.kind == TaskKind.MEMORY_QA]
+    forms = {
+        "you": r"\byou(r)?\b",
+        "name": r"\bIris\b",
+        "pronoun": r"\b(?:she|her|he|his|him|they|their|them)\b",
+    }
+    counts = {f: sum(bool(re.search(p, q, re.I)) for q in questions) for f, p in forms.items()}
+    assert counts["you"] > len(questions) / 6 and counts["name"] > len(questions) / 6, counts
+    assert counts["pronoun"] > len(questions) / 30, counts

@@ -1,91 +1,131 @@
-"""DPO pairs: never identical, about a fifth of the training samples, like swapped with like."""
+"""DPO pairs: plausible wrong replies of four kinds, never identical to the right one, values
+only from the same dataset, held-out pairs from held-out samples."""
 
 from __future__ import annotations
 
-import itertools
-import json
 import re
+from collections import Counter
 
-from tests.training.synthesize.conftest import ScriptedLLM
 from training.synthesize.extract import Lexicon
-from training.synthesize.preferences import judge_pairs, model_pairs, perturbed_pairs
-from training.synthesize.samples import Sample, Split
+from training.synthesize.preferences import preference_pairs
+from training.synthesize.samples import PairReason, PreferencePair, Sample, Split
 from twin.privacy import AudienceKind
-from twin.tasks import CoTStrategy, PromptBudget, TaskKind, TaskRequest, render_reply
+from twin.tasks import (
+    WITHHELD,
+    CoTStrategy,
+    TaskKind,
+    TaskRequest,
+    nothing_found,
+    render_reply,
+    split_reasoning,
+)
 
 LEXICON = Lexicon(people=frozenset(), proper=frozenset({"Lisbon", "Bergen", "Oslo"}))
 DATES = ["3 March 2025", "14 May 2026", "9 August 2026", "21 June 2024", "1 April 2023"]
 PLACES = ["Lisbon", "Bergen", "Oslo"]
+OWN_WORDS = "I moved there on {fact}, finally!"
 
 
-def qa(i: int, fact: str, *, split: Split = Split.TRAIN) -> Sample:
-    request = TaskRequest(TaskKind.MEMORY_QA, "Nora", AudienceKind.OWNER, f"Question {i}?")
-    reply = render_reply(
-        TaskKind.MEMORY_QA, f"It was {fact}.", CoTStrategy.STRONG, (f"It says: {fact}.",)
-    )
-    return Sample(f"s{i}", request, reply, support=("m",), key_facts=(fact,), split=split)
+def qa(
+    i: int,
+    fact: str,
+    *,
+    split: Split = Split.TRAIN,
+    audience: AudienceKind = AudienceKind.OWNER,
+    answer: str | None = None,
+) -> Sample:
+    request = TaskRequest(TaskKind.MEMORY_QA, "Nora Berg", audience, f"Question {i}?")
+    said = answer if answer is not None else f"You moved on {fact}."
+    reply = render_reply(TaskKind.MEMORY_QA, said, CoTStrategy.STRONG, (f"It says: {fact}.",))
+    keys = (fact,) if answer is None else ()
+    return Sample(f"s{i}", request, reply, support=("m",), key_facts=keys, split=split)
 
 
 def samples() -> list[Sample]:
-    chat = Sample("chat", TaskRequest(TaskKind.CHAT, "Nora", AudienceKind.FRIEND, "hi"), "hello")
+    chat = Sample("chat", TaskRequest(TaskKind.CHAT, "Nora Berg", AudienceKind.FRIEND, "hi"), "hi")
     out = [qa(i, d) for i, d in enumerate(DATES * 2)]
     out += [qa(20 + i, p) for i, p in enumerate(PLACES)]
-    out += [qa(40, "the squeaky crab"), chat, qa(50, DATES[0], split=Split.TEST)]
+    out += [qa(30, "-", answer=nothing_found(AudienceKind.OWNER))]
+    friend = AudienceKind.FRIEND
+    out += [qa(31, "-", audience=friend, answer=WITHHELD)]
+    out += [chat, qa(50, DATES[0], split=Split.TEST), qa(51, PLACES[1], split=Split.TEST)]
     return out
 
 
-def test_perturbed_pairs_swap_a_fact_for_another_of_its_kind() -> None:
-    data = samples()
-    pairs = perturbed_pairs(data, LEXICON, share=0.2, seed=1)
-    train = [s for s in data if s.split == Split.TRAIN]
-    assert len(pairs) == round(0.2 * len(train))
-    by_request = {s.request: s for s in data}
-    for pair in pairs:
-        chosen = by_request[pair.request]
-        assert chosen.split == Split.TRAIN and pair.chosen == chosen.reply
-        assert pair.rejected != pair.chosen and pair.reason == "perturbed"
+def first_person(sample: Sample) -> str | None:
+    return OWN_WORDS.format(fact=sample.key_facts[0]) if sample.key_facts else None
+
+
+def pairs(train: int = 12, held_out: int = 2, seed: int = 1) -> list[PreferencePair]:
+    return preference_pairs(
+        samples(),
+        LEXICON,
+        train_pairs=train,
+        held_out_pairs=held_out,
+        first_person=first_person,
+        seed=seed,
+    )
+
+
+def test_every_kind_of_wrong_reply_is_made_in_turn() -> None:
+    made = pairs()
+    train = [p for p in made if p.split == Split.TRAIN]
+    assert len(train) == 12
+    counts = Counter(p.reason for p in train)
+    assert set(counts) == set(PairReason)
+    # taken in turn: no kind crowds the others out while they still have candidates
+    assert counts[PairReason.PERTURBED] >= 3 and counts[PairReason.WRONG_VOICE] >= 3
+    for pair in made:
+        assert pair.rejected.strip() != pair.chosen.strip()
+        assert split_reasoning(pair.rejected)[1] != split_reasoning(pair.chosen)[1]
+
+
+def test_held_out_pairs_come_from_held_out_samples_only() -> None:
+    made = pairs()
+    held_out = [p for p in made if p.split == Split.TEST]
+    assert len(held_out) == 2
+    test_requests = {s.request for s in samples() if s.split == Split.TEST}
+    assert {p.request for p in held_out} <= test_requests
+    assert not {p.request for p in made if p.split == Split.TRAIN} & test_requests
+
+
+def test_perturbed_replies_swap_the_fact_for_another_of_its_kind() -> None:
+    for pair in (p for p in pairs(train=40) if p.reason == PairReason.PERTURBED):
+        chosen = next(s for s in samples() if s.request == pair.request)
         fact = chosen.key_facts[0]
-        assert fact not in pair.rejected
         pool = DATES if fact in DATES else PLACES
-        swapped = next(v for v in pool if v in pair.rejected)
+        swapped = next(v for v in pool if v in pair.rejected and v != fact)
         # the wrong value is everywhere the right one was, reasoning included
+        assert fact not in pair.rejected
         assert pair.rejected.count(swapped) == pair.chosen.count(fact) == 2
 
 
-def test_perturbed_pairs_only_use_values_from_the_same_dataset() -> None:
-    pairs = perturbed_pairs(samples(), LEXICON, share=1.0, seed=2)
-    values = set(DATES) | set(PLACES) | {"the squeaky crab"}
-    for pair in pairs:
-        found = re.search(r"It was (.+)\.", pair.rejected.split("</think>")[-1])
-        assert found and found.group(1) in values
-    # the lone free-text fact has nothing of its kind to be swapped with
-    assert not [p for p in pairs if "squeaky crab" in p.chosen]
+def test_wrong_voice_is_the_owners_own_first_person() -> None:
+    voiced = [p for p in pairs(train=40) if p.reason == PairReason.WRONG_VOICE]
+    assert voiced
+    for pair in voiced:
+        reasoning, answer = split_reasoning(pair.rejected)
+        assert re.fullmatch(r"I moved there on .+, finally!", answer)
+        # the reasoning stays the same: the pair differs in the answer's voice only
+        assert reasoning == split_reasoning(pair.chosen)[0]
 
 
-def test_model_pairs_keep_the_sft_models_wrong_answers() -> None:
-    data = samples()
+def test_unsupported_and_overshare_answer_where_the_twin_should_not() -> None:
+    made = pairs(train=40)
+    unsupported = [p for p in made if p.reason == PairReason.UNSUPPORTED]
+    overshare = [p for p in made if p.reason == PairReason.OVERSHARE]
+    assert unsupported and overshare
+    answers = {split_reasoning(s.reply)[1] for s in samples() if s.key_facts}
+    for pair in unsupported:
+        assert split_reasoning(pair.chosen)[1] == nothing_found(AudienceKind.OWNER)
+        assert split_reasoning(pair.rejected)[1] in answers
+    values = set(DATES) | set(PLACES)
+    for pair in overshare:
+        assert split_reasoning(pair.chosen)[1] == WITHHELD
+        said = split_reasoning(pair.rejected)[1]
+        assert said.startswith("Sure: ") and said[6:-1] in values
 
-    def generate(request: TaskRequest) -> str:
-        number = int(request.text.split()[1].rstrip("?"))
-        return "It was 14 May 2026." if number % 2 else "I don't know."
 
-    pairs = model_pairs(data, generate, share=0.2, seed=0)
-    assert pairs and len(pairs) <= round(0.2 * 14)
-    for pair in pairs:
-        assert pair.reason == "sft-wrong" and pair.rejected != pair.chosen
-        sample = next(s for s in data if s.request == pair.request)
-        assert sample.key_facts[0] not in pair.rejected
-
-
-def test_judge_pairs_reject_the_lower_ranked_sample() -> None:
-    answers = itertools.cycle(["It was 14 May 2026.", "No idea, sorry."])
-    judge = ScriptedLLM(
-        lambda prompt: json.dumps(
-            {"score": 1 if "No idea" in prompt.split("[reply to score]")[-1] else 4}
-        )
-    )
-    pairs = judge_pairs(
-        samples(), lambda request: next(answers), judge, PromptBudget(), share=0.2, seed=0
-    )
-    assert len(pairs) == round(0.2 * 14)
-    assert all(p.rejected == "No idea, sorry." and p.reason == "judge-lower" for p in pairs)
+def test_pairs_are_deterministic_for_a_seed() -> None:
+    assert pairs(seed=3) == pairs(seed=3)
+    assert pairs(seed=3) != pairs(seed=4)

@@ -14,6 +14,7 @@ from training.synthesize import SynthesisError, SynthesisLimits, synthesize
 from training.synthesize.material import Material
 from training.synthesize.samples import Split
 from training.synthesize.with_llm import LLMSynthesizer
+from twin.config import Pronouns
 from twin.llm import OpenAICompatibleLLM
 from twin.privacy import Audience
 from twin.tasks import CoTStrategy, PromptBudget, TaskKind, Verdict, parse_reply
@@ -154,3 +155,31 @@ def test_a_friend_s_synthesis_prompt_never_shows_a_private_memory(
     assert SECRET not in prompt and "Leave enhance and critic empty" in prompt
     # the notes cited are visible to friends; enhance and critic are the owner's tasks
     assert {d.kind for d in drafts} == {TaskKind.MEMORY_QA}
+
+
+def test_a_friend_hears_about_the_owner_by_name_and_pronoun(
+    small_store: MemoryStore, scripted_server: ScriptedServer
+) -> None:
+    ids = {text.split("\n")[0]: mid for text, mid in ids_by_text(small_store).items()}
+    answer = {
+        "question": "When did you move to Bergen?",
+        "answer": "I moved from Tromsø to Bergen in May 2022, and I love my lab.",
+        "key_facts": ["May 2022"],
+        "support": [ids["Work › Lab"]],
+    }
+    scripted_server.script(chat_reply(json.dumps({"qa": [answer]})))
+    material = Material.read(small_store, Audience.friend(), OWNER, pronouns=Pronouns.SHE)
+    synthesizer = LLMSynthesizer(
+        material, llm(scripted_server), random.Random(0), batch_memories=20, test_share=0.0
+    )
+    (draft,) = synthesizer.drafts()
+    # the model wrote the owner's "I": the friend hears about Nora, then "she"
+    assert draft.answer == "Nora moved from Tromsø to Bergen in May 2022, and she loves her lab."
+    assert draft.steps == (
+        "Nora's note of 30 April 2025 is about this.",
+        "It gives the answer: May 2022.",
+    )
+    prompt = json.dumps(scripted_server.requests[0].payload["messages"], ensure_ascii=False)
+    assert "'When did Nora…?'" in prompt and "then 'she'" in prompt
+    # memories are dated as people write dates, which the answers then copy
+    assert "30 April 2025" in prompt and "2025-04-30" not in prompt
