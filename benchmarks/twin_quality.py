@@ -46,7 +46,7 @@ from twin.config import Settings, load_settings
 from twin.llm.base import GenerationOptions
 from twin.privacy import Audience, ModelSide
 from twin.registry import Manifest, ModelFiles, ModelRegistry
-from twin.service import Twin, asker_for, is_relevant
+from twin.service import Twin, is_relevant
 from twin.tasks import ContextMemory, PromptBudget, TaskKind, TaskRequest, parse_reply
 
 WAYS = {
@@ -193,7 +193,7 @@ class NoRetrieval:
 def top_memory(twin: Twin, q: Question) -> str:
     """The top memory the asker may see, as the model is shown it."""
     hits = twin.retriever.search(
-        q.text, k=1, flt=q.audience.memory_filter(), asker=asker_for(q.audience)
+        q.text, k=1, flt=q.audience.memory_filter(), asker=q.audience.asker
     )
     relevant = [h for h in hits if is_relevant(h)]
     return ContextMemory.of(relevant[0].memory).line(400) if relevant else ""

@@ -3,28 +3,25 @@
 Tokens come from the settings: `[bots] telegram_token` / `discord_token` in twin.toml, or better
 the environment (TWIN_BOTS__TELEGRAM_TOKEN, TWIN_BOTS__DISCORD_TOKEN). README.md, section
 "Telegram and Discord bots", explains how to create the bots.
+
+The Telegram and Discord libraries and the twin are imported by the commands that run a bot:
+registered under `twin`, this module is loaded by every `twin` command.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import discord
 import typer
 from rich.console import Console
-from telegram.error import InvalidToken
 
-from bots.core import BotCore
-from bots.discord_bot import DiscordBot
-from bots.serve import RunningBot, run_until_stopped
-from bots.state import BotState
-from bots.telegram_bot import TelegramBot, Webhook
-from twin.config import ConfigError, Settings, load_settings
-from twin.service import open_twin
+if TYPE_CHECKING:
+    from bots.core import BotCore
+    from bots.serve import RunningBot
+    from twin.config import Settings
 
 bot_app = typer.Typer(
     help="Run the twin as a Telegram or Discord bot that friends can talk to.",
@@ -60,6 +57,8 @@ def run_telegram(
     port: Annotated[int, typer.Option(help="Webhook: the local port to listen on.")] = 8443,
 ) -> None:
     """Answer on Telegram until Ctrl-C (long polling, or a webhook with --webhook-url)."""
+    from bots.telegram_bot import TelegramBot, Webhook
+
     settings = _settings(ctx, home)
     token = settings.bots.telegram_token
     if not token:
@@ -79,6 +78,8 @@ def run_discord(
     gateway_url: Annotated[str | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Answer Discord DMs, and mentions in the allowed channels, until Ctrl-C."""
+    from bots.discord_bot import DiscordBot
+
     settings = _settings(ctx, home)
     token = settings.bots.discord_token
     if not token:
@@ -94,6 +95,8 @@ def run_discord(
 
 
 def _settings(ctx: typer.Context, home: Path | None) -> Settings:
+    from twin.config import ConfigError, load_settings
+
     # Registered under `twin`, the home may come from `twin --home`.
     home = home or ctx.find_root().params.get("home")
     try:
@@ -103,6 +106,16 @@ def _settings(ctx: typer.Context, home: Path | None) -> Settings:
 
 
 def _run(settings: Settings, make_bots: Callable[[BotCore], Sequence[RunningBot]]) -> None:
+    import asyncio
+
+    import discord
+    from telegram.error import InvalidToken
+
+    from bots.core import BotCore
+    from bots.serve import run_until_stopped
+    from bots.state import BotState
+    from twin.service import open_twin
+
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

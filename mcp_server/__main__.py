@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from mcp_server.cli import HostOption, HttpOption, PortOption, run_mcp
 from mcp_server.http import ServeError
+from mcp_server.launch import HostOption, HttpOption, PortOption, run_mcp
 from twin.config import ConfigError, load_settings
 
 app = typer.Typer(add_completion=False)

@@ -1,9 +1,9 @@
 """The demo: the whole product on the bundled sample persona, offline, start to finish.
 
-Ingest the persona's notes and chats (L0), search them, build the profile (L1), train the tiny
-twin from scratch (L2), ask it questions as the owner and as a friend, and end as an agent
-would: three tasks through the MCP server with the official client. It lives with the CLI
-because it is the one place that drives every layer.
+Ingest the persona's notes and chats (L0), search them, build the profile (L1), fine-tune the
+packaged SmolLM2 base into the twin (L2), ask it questions as the owner and as a friend, and
+end as an agent would: three tasks through the MCP server with the official client. It lives
+with the CLI because it is the one place that drives every layer.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def run_demo(
     home: Path, persona: Path = PERSONA, console: Console | None = None, quick: bool = False
 ) -> None:
     """Ingest the sample persona, train its twin and show what the twin can do with it.
-    `quick` trains the seconds-long smoke model instead (it answers, but knows little)."""
+    `quick` makes the training a smoke run (it answers, but has barely trained)."""
     console = console or Console()
     prepare_home(home, persona)
     settings = load_settings(home)
@@ -90,9 +90,10 @@ def run_demo(
         console.print(
             Rule("2. Search memory: hybrid lexical + semantic, filtered by audience", style="dim")
         )
-        retriever = Retriever(store)
+        retriever = Retriever(store, owner=settings.owner.identity())
         for audience, query in SEARCHES:
-            hits = retriever.search(query, k=3, flt=Audience.parse(audience).memory_filter())
+            who = Audience.parse(audience)
+            hits = retriever.search(query, k=3, flt=who.memory_filter(), asker=who.asker)
             console.print(f"[bold]{audience}[/] asks: {query}")
             _print_hits(console, hits)
 

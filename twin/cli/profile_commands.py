@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from memory.profile import Profile, ProfileBuildConflict, ProfileView
-from memory.profile.extract import LIMITS as OFFLINE_FACT_LIMITS
-from memory.profile.extract import PatternFactExtractor
 from twin.cli.common import app, console, fail, open_memory, settings
-from twin.config import ConfigError
-from twin.llm.base import LLMError
 from twin.privacy import Audience
-from twin.profile_writers import profile_builder
 from twin.progress import stage_progress
+
+if TYPE_CHECKING:
+    from memory.profile import ProfileView
 
 profile_app = typer.Typer(
     help="L1 memory: a bio, topics and facts built from your memories.", no_args_is_help=True
@@ -33,6 +30,11 @@ def profile_build(
     ] = False,
 ) -> None:
     """Build the bio, topics and facts from memory (incrementally: only what is new)."""
+    from memory.profile import ProfileBuildConflict
+    from twin.config import ConfigError
+    from twin.llm.base import LLMError
+    from twin.profile_writers import profile_builder
+
     s = settings()
     with open_memory(s) as store:
         try:
@@ -74,6 +76,8 @@ def profile_show(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead.")] = False,
 ) -> None:
     """Print the bio, topics and facts, each fact with the memories it comes from."""
+    from memory.profile import Profile
+
     s = settings()
     try:
         who = Audience.parse(audience)
@@ -90,6 +94,9 @@ def profile_show(
 def print_profile(view: ProfileView, audience: str) -> None:
     """The profile as readable text; everything that comes from memory is escaped, so a
     "[photo]" in a message is printed rather than read as markup."""
+    from memory.profile.extract import LIMITS as OFFLINE_FACT_LIMITS
+    from memory.profile.extract import PatternFactExtractor
+
     if view.build_id is None:
         console.print("[dim]No profile has been built yet: run `twin profile build`.[/]")
         return

@@ -5,25 +5,33 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from bots.core import BotCore
-from bots.discord_bot import DiscordBot
-from bots.serve import RunningBot, run_until_stopped
-from bots.state import BotState
-from bots.telegram_bot import TelegramBot
-from mcp_server.cli import mcp
-from mcp_server.http import HttpService, ServeError
-from mcp_server.server import build_server
-from training.schedule import RetrainScheduler
+from mcp_server.launch import HostOption, HttpOption, PortOption, run_mcp
 from twin.cli.common import err, fail, settings
-from twin.config import ConfigError, Settings
-from twin.service import Twin, open_twin
+
+if TYPE_CHECKING:
+    from bots.serve import RunningBot
+    from bots.state import BotState
+    from twin.config import Settings
+    from twin.service import Twin
 
 serve_app = typer.Typer(help="Serve the twin: MCP over HTTP, the bots, and scheduled retraining.")
-serve_app.command("mcp")(mcp)
+
+
+@serve_app.command("mcp")
+def mcp(http: HttpOption = False, host: HostOption = None, port: PortOption = None) -> None:
+    """Serve the twin over MCP: stdio for desktop agents, or streamable HTTP with --http."""
+    from rich.markup import escape
+
+    from mcp_server.http import ServeError
+
+    try:
+        run_mcp(settings(), http=http, host=host, port=port)
+    except ServeError as exc:
+        raise fail(escape(str(exc))) from exc
 
 
 @serve_app.callback(invoke_without_command=True)
@@ -40,6 +48,12 @@ def serve(
     on the schedule in twin.toml."""
     if ctx.invoked_subcommand is not None:
         return
+    from bots.serve import run_until_stopped
+    from bots.state import BotState
+    from mcp_server.http import ServeError
+    from twin.config import ConfigError
+    from twin.service import open_twin
+
     s = settings()
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -67,6 +81,13 @@ def serve(
 def _services(
     s: Settings, twin: Twin, state: BotState, *, mcp: bool, bots: bool, schedule: bool
 ) -> list[RunningBot]:
+    from bots.core import BotCore
+    from bots.discord_bot import DiscordBot
+    from bots.telegram_bot import TelegramBot
+    from mcp_server.http import HttpService
+    from mcp_server.server import build_server
+    from training.schedule import RetrainScheduler
+
     services: list[RunningBot] = []
     if mcp and (s.mcp.token or s.mcp.friend_tokens):
         services.append(HttpService(build_server(twin, "http"), s.mcp, s.mcp.host, s.mcp.port))

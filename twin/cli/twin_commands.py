@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -12,11 +12,11 @@ from rich.panel import Panel
 from rich.table import Table
 
 from memory.sources import ImportFormatError
-from twin.cli.common import app, console, fail, settings
-from twin.config import ConfigError
+from twin.cli.common import app, console, err, fail, settings
 from twin.privacy import Audience
-from twin.registry import RegistryError
-from twin.service import Twin, TwinReply, open_twin
+
+if TYPE_CHECKING:
+    from twin.service import Twin, TwinReply
 
 
 @app.command()
@@ -25,14 +25,15 @@ def demo(
     quick: Annotated[
         bool,
         typer.Option(
-            "--quick", help="Train a seconds-long smoke model instead of the real tiny twin."
+            "--quick", help="A smoke training run (minutes) instead of the real fine-tuning."
         ),
     ] = False,
 ) -> None:
     """Run the whole product on the bundled sample persona, offline: ingest, search, profile,
-    train the tiny twin (about ten minutes on two cores), ask it, and use it over MCP."""
+    fine-tune SmolLM2 into the twin (LoRA SFT + DPO), ask it, and use it over MCP."""
     from training.pipeline import PipelineError
     from twin.cli.demo import run_demo
+    from twin.config import ConfigError
 
     try:
         run_demo(home, console=console, quick=quick)
@@ -42,6 +43,10 @@ def demo(
 
 def _reply(task: Callable[[Twin, Audience], TwinReply], audience: str = "owner") -> TwinReply:
     """Open the twin, run one task on it as `audience`, close it; errors exit with a message."""
+    from twin.config import ConfigError
+    from twin.registry import RegistryError
+    from twin.service import open_twin
+
     try:
         who = Audience.parse(audience)
         twin = open_twin(settings())
@@ -57,6 +62,8 @@ def _reply(task: Callable[[Twin, Audience], TwinReply], audience: str = "owner")
 
 
 def _show(reply: TwinReply, reasoning: bool) -> None:
+    if reply.model_problem:
+        err.print(f"[bold red]error:[/] {escape(reply.model_problem)}")
     if reasoning and reply.reasoning:
         console.print(Panel(escape(reply.reasoning), title="reasoning", border_style="dim"))
     if reply.verdict:
@@ -74,7 +81,9 @@ def _show(reply: TwinReply, reasoning: bool) -> None:
             table.add_row(when, escape(e.who), escape(e.source), escape(e.snippet[:120]))
         console.print(table)
     note = "withheld by the privacy guard; " if reply.withheld else ""
-    console.print(f"[dim]{note}model {reply.model}, confidence {reply.confidence:.2f}[/]")
+    console.print(
+        f"[dim]{note}model {reply.model}, search similarity {reply.search_similarity:.2f}[/]"
+    )
 
 
 ReasoningOption = Annotated[

@@ -1,5 +1,13 @@
 """Language models behind one interface: llama.cpp in-process, OpenAI-compatible HTTP,
-transformers. Build one from settings with `build_llm`."""
+transformers. Build one from settings with `build_llm`.
+
+The backends and the factory are imported when first named: `twin.tasks` (and through it every
+`twin` command) needs only the interface, not httpx or the settings."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from twin.llm.base import (
     LLM,
@@ -12,10 +20,26 @@ from twin.llm.base import (
     extract_json,
     parse_structured,
 )
-from twin.llm.factory import build_llm
-from twin.llm.hf_transformers import TransformersLLM
-from twin.llm.llamacpp import LlamaCppLLM
-from twin.llm.openai_http import OpenAICompatibleLLM
+
+if TYPE_CHECKING:
+    from twin.llm.factory import build_llm
+    from twin.llm.hf_transformers import TransformersLLM
+    from twin.llm.llamacpp import LlamaCppLLM
+    from twin.llm.openai_http import OpenAICompatibleLLM
+
+_LAZY = {
+    "build_llm": "twin.llm.factory",
+    "TransformersLLM": "twin.llm.hf_transformers",
+    "LlamaCppLLM": "twin.llm.llamacpp",
+    "OpenAICompatibleLLM": "twin.llm.openai_http",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_LAZY[name]), name)
+
 
 __all__ = [
     "LLM",

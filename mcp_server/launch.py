@@ -1,28 +1,17 @@
-"""`twin serve mcp`: the twin as an MCP server, over stdio (default) or streamable HTTP.
-
-`serve_app` is registered in the main `twin` app (which handles `--home`); `python -m
-mcp_server --home DIR` runs the same server through `run_mcp`.
+"""Starting the twin's MCP server, over stdio (default) or streamable HTTP: `run_mcp` and its
+options, shared by `twin serve mcp` and `python -m mcp_server --home DIR`. The server and the
+twin are imported when the server starts: every `twin` command loads this module.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mcp_server.http import PATH, ServeError, check_http, serve_http
-from mcp_server.server import build_server
-from twin.config import Settings
-from twin.service import open_twin
-
-serve_app = typer.Typer(no_args_is_help=True)
-
-
-@serve_app.callback()
-def serve() -> None:
-    """Serve the twin to other programs."""
-
+if TYPE_CHECKING:
+    from twin.config import Settings
 
 HttpOption = Annotated[
     bool,
@@ -48,6 +37,10 @@ def run_mcp(
 
     Over stdio the client is the owner; stdout carries the protocol, so messages go to stderr.
     """
+    from mcp_server.http import PATH, check_http, serve_http
+    from mcp_server.server import build_server
+    from twin.service import open_twin
+
     host = host or settings.mcp.host
     port = port or settings.mcp.port
     if http:
@@ -67,16 +60,3 @@ def run_mcp(
     finally:
         twin.models.close()
         twin.store.close()
-
-
-@serve_app.command("mcp")
-def mcp(http: HttpOption = False, host: HostOption = None, port: PortOption = None) -> None:
-    """Serve the twin over MCP: stdio for desktop agents, or streamable HTTP with --http."""
-    from rich.markup import escape
-
-    from twin.cli.common import fail, settings
-
-    try:
-        run_mcp(settings(), http=http, host=host, port=port)
-    except ServeError as exc:
-        raise fail(escape(str(exc))) from exc
