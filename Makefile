@@ -1,4 +1,5 @@
 # Two commands do everything on a fresh machine: `make demo` and `make test`.
+# `make test` = ruff (format + lint), the layer contract (lint-imports), the test suite.
 # Both create .venv, install torch (CPU build) first and the rest under constraints.txt.
 
 PYTHON ?= python3
@@ -37,6 +38,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/pytest
 
 format: $(STAMP)

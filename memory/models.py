@@ -18,6 +18,14 @@ class Kind(StrEnum):
     DOCUMENT = "document"
 
 
+class AskedBy(StrEnum):
+    """Who is asking retrieval: the owner, or anyone else (a friend, an agent, the public).
+    It decides how "I", "you" and "she" in a question are read, never what may be seen."""
+
+    OWNER = "owner"
+    OTHER = "other"
+
+
 class Visibility(StrEnum):
     """Who may see a memory. Ordered from narrowest to widest."""
 

@@ -28,16 +28,10 @@ from datetime import datetime
 from enum import StrEnum
 
 from memory.lexical import content_words
+from memory.models import AskedBy
 from memory.people import Relative, kin_role
 from memory.profile.index import FactMatch
 from memory.timeref import TimeReference, read_time
-
-
-class Asker(StrEnum):
-    """Who is asking: the owner, or anyone else (a friend, an agent, the public)."""
-
-    OWNER = "owner"
-    OTHER = "other"
 
 
 class AnswerKind(StrEnum):
@@ -223,7 +217,7 @@ class QueryReader:
     def read(
         self,
         query: str,
-        asker: Asker,
+        asker: AskedBy,
         now: datetime,
         *,
         answer_frame: bool = True,
@@ -280,23 +274,23 @@ class QueryReader:
         tokens.extend(_Token(t) for t in _TOKEN.findall(text[last:]))
         return tokens
 
-    def _resolve(self, tokens: list[_Token], asker: Asker) -> list[Person]:
+    def _resolve(self, tokens: list[_Token], asker: AskedBy) -> list[Person]:
         """Mark each pronoun with whom it stands for; the people the question is about."""
         named = list(dict.fromkeys(t.person for t in tokens if t.person is not None))
         others = [p for p in named if not p.is_owner]
         third: Person | None = None
         if len(others) == 1:
             third = others[0]
-        elif not others and (OWNER in named or asker == Asker.OTHER):
+        elif not others and (OWNER in named or asker == AskedBy.OTHER):
             third = OWNER
         for token in tokens:
             word = token.folded
             if token.person is not None:
                 continue
-            if word in _FIRST_PERSON and asker == Asker.OWNER:
+            if word in _FIRST_PERSON and asker == AskedBy.OWNER:
                 token.person = OWNER
                 token.possessive = word in ("my", "mine")
-            elif word in _SECOND_PERSON and asker == Asker.OTHER:
+            elif word in _SECOND_PERSON and asker == AskedBy.OTHER:
                 token.person = OWNER
                 token.possessive = word in ("your", "yours")
             elif word in _THIRD_PERSON and third is not None:

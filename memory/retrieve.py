@@ -39,10 +39,10 @@ import numpy as np
 from core.clock import SYSTEM_CLOCK, Clock
 from memory.index import DenseHit
 from memory.lexical import STOPWORDS, content_words, fts_query
-from memory.models import Memory, OwnerIdentity
+from memory.models import AskedBy, Memory, OwnerIdentity
 from memory.people import People, Relative, author_named, fact_role
 from memory.profile.index import FactIndex
-from memory.query import AnswerKind, Asker, QueryPlan, QueryReader
+from memory.query import AnswerKind, QueryPlan, QueryReader
 from memory.store import MemoryFilter, MemoryStore
 from memory.timeref import MONTHS, WEEKDAYS, TimeWindow, mentions_time
 
@@ -152,7 +152,10 @@ class Retriever:
         self._readers = OrderedDict()
 
     def prime(
-        self, queries: Iterable[str], flt: MemoryFilter | None = None, asker: Asker = Asker.OWNER
+        self,
+        queries: Iterable[str],
+        flt: MemoryFilter | None = None,
+        asker: AskedBy = AskedBy.OWNER,
     ) -> None:
         """Embed, in one batch, what `search` will embed for each of `queries`."""
         flt = flt or MemoryFilter()
@@ -175,7 +178,7 @@ class Retriever:
         k: int = 10,
         flt: MemoryFilter | None = None,
         mode: Mode = "hybrid",
-        asker: Asker = Asker.OWNER,
+        asker: AskedBy = AskedBy.OWNER,
     ) -> list[SearchHit]:
         """The `k` best memories for `query` among those `flt` lets through, asked by `asker`
         (which decides who "I", "you" and "she" are; `flt` alone decides what may be seen).
@@ -251,7 +254,7 @@ class Retriever:
             dense_scores,
         )
 
-    def plan(self, query: str, flt: MemoryFilter, asker: Asker = Asker.OWNER) -> QueryPlan:
+    def plan(self, query: str, flt: MemoryFilter, asker: AskedBy = AskedBy.OWNER) -> QueryPlan:
         """How `search` reads `query` for this filter and asker (what it matches, what it
         embeds, whose memories it ranks up), with the owner's kin resolved."""
         cfg = self.config
@@ -283,8 +286,7 @@ class Retriever:
 
     def _people(self, flt: MemoryFilter) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """The authors `flt` lets the asker see, and those of them that are the owner."""
-        row = self.store.conn.execute("SELECT count(*), max(rowid) FROM memories").fetchone()
-        stamp = (row[0], row[1] or 0)
+        stamp = self.store.stamp()
         with self._lock:
             cached = self._names.get(flt)
             if cached and cached[0] == stamp:

@@ -767,6 +767,26 @@ class MemoryStore:
             f"SELECT count(*) FROM memories m WHERE {where}", params
         ).fetchone()[0]
 
+    def changes_since(self, since: datetime) -> tuple[int, int]:
+        """How many memories were added, and how many forgotten, after `since`."""
+        at = since.timestamp()
+        added = self._conn.execute("SELECT count(*) FROM memories WHERE created_at > ?", (at,))
+        forgotten = self._conn.execute(
+            "SELECT count(*) FROM tombstones WHERE forgotten_at > ?", (at,)
+        )
+        return added.fetchone()[0], forgotten.fetchone()[0]
+
+    def stamp(self, *, conversations: bool = True) -> tuple[int, int]:
+        """A cheap mark that changes whenever memories are added or removed (their count and
+        the last row id), to know when something derived from them is stale; without
+        `conversations`, memories shared with one person only (talks with the twin) do not
+        count."""
+        where = "" if conversations else " WHERE shared_with IS NULL"
+        row = self._conn.execute(
+            f"SELECT count(*), coalesce(max(rowid), 0) FROM memories{where}"
+        ).fetchone()
+        return row[0], row[1]
+
     def iter_memories(self, flt: MemoryFilter | None = None, order: str = "ts") -> Iterator[Memory]:
         """Every memory that passes `flt`, oldest first (or by insertion with order='rowid')."""
         where, params = (flt or MemoryFilter()).sql()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -25,6 +25,20 @@ PERSONA = Path(__file__).resolve().parents[1] / "examples" / "persona"
 # The sample persona's memories end in late November 2026: "now" for every test that needs one,
 # so that no test depends on the day it runs.
 PERSONA_NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def wall_clock_shift() -> Iterator[None]:
+    """With TWIN_TEST_SHIFT_DAYS=N the wall clock runs N days ahead for the whole run (the
+    suite must pass whatever day it runs: `TWIN_TEST_SHIFT_DAYS=365 .venv/bin/pytest`)."""
+    days = int(os.environ.get("TWIN_TEST_SHIFT_DAYS", "0"))
+    if not days:
+        yield
+        return
+    import time_machine
+
+    with time_machine.travel(datetime.now(UTC) + timedelta(days=days), tick=True):
+        yield
 
 
 @pytest.fixture

@@ -2,15 +2,18 @@
 
 Plain Typer commands for the `twin` app to register (`app.command()(train)`,
 `app.add_typer(models_app, name="models")`). They find the twin's home through the root
-command's `--home` option, so they need nothing from `twin.cli`.
+command's `--home` option, so they need nothing from `twin.cli`. Every `twin` command loads
+this module, so the pipeline, the registry and the settings are imported by the commands.
 """
 
 from __future__ import annotations
 
+import logging
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -24,18 +27,14 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from training.pipeline import (
-    PipelineError,
-    RunResult,
-    Stage,
-    StageRecord,
-    TrainingRun,
-)
-from training.recipe import RunOptions
-from twin.config import ConfigError, Settings, load_settings
 from twin.privacy import ModelSide
-from twin.registry import ModelRegistry, RegistryError
 from twin.tasks import CoTStrategy
+
+if TYPE_CHECKING:
+    from training.pipeline import RunResult, Stage, StageRecord
+    from training.pipeline.stages import Reporter
+    from twin.config import Settings
+    from twin.registry import ModelRegistry
 
 console = Console()
 err = Console(stderr=True)
@@ -47,6 +46,8 @@ models_app = typer.Typer(
 
 def _settings(ctx: typer.Context) -> Settings:
     """Settings of the twin whose home the root command's --home names."""
+    from twin.config import ConfigError, load_settings
+
     home = ctx.find_root().params.get("home")
     try:
         return load_settings(home)
@@ -88,8 +89,21 @@ class RichReporter:
 
 
 @contextmanager
-def stage_bars(console: Console = err) -> Iterator[RichReporter]:
-    """Progress bars for a training run, one per stage, on `console`."""
+def stage_bars(console: Console = err) -> Iterator[Reporter]:
+    """Progress bars for a training run, one per stage, on `console`; log lines on stderr
+    instead when it is not a terminal (a service, a redirected run)."""
+    if not console.is_terminal:
+        from training.pipeline import LogReporter
+
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        logger = logging.getLogger("training")
+        logger.addHandler(handler)
+        try:
+            yield LogReporter()
+        finally:
+            logger.removeHandler(handler)
+        return
     with Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -136,6 +150,8 @@ def train(
     The owner's model learns all memory; the model that answers everyone else learns only what
     friends may see. Each run lives in <home>/runs/<run id>/ with its log and loss curves.
     """
+    from training.pipeline import PipelineError, TrainingRun
+    from training.recipe import RunOptions
     from twin.ingest import open_store
 
     s = _settings(ctx)
@@ -191,6 +207,8 @@ def print_result(result: RunResult, console: Console = console) -> None:
 
 
 def _registry(ctx: typer.Context) -> ModelRegistry:
+    from twin.registry import ModelRegistry
+
     return ModelRegistry(Path(_settings(ctx).paths.models_dir))
 
 
@@ -237,6 +255,8 @@ def promote(
     version: Annotated[str, typer.Argument(help="The version to serve, e.g. v0003.")],
 ) -> None:
     """Serve VERSION from now on (the running twin picks it up on its next answer)."""
+    from twin.registry import RegistryError
+
     try:
         manifest = _registry(ctx).promote(version)
     except RegistryError as exc:
@@ -247,6 +267,8 @@ def promote(
 @models_app.command()
 def rollback(ctx: typer.Context) -> None:
     """Serve the version that was serving before the current one."""
+    from twin.registry import RegistryError
+
     try:
         manifest = _registry(ctx).rollback()
     except RegistryError as exc:

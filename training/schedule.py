@@ -44,12 +44,7 @@ def decide(store: MemoryStore, registry: ModelRegistry, min_new: int) -> Retrain
     current = registry.current()
     if current is None:
         return RetrainDecision(True, "no model has been trained yet", store.count())
-    since = current.created_at.timestamp()
-    new = store.conn.execute("SELECT count(*) FROM memories WHERE created_at > ?", (since,))
-    forgotten = store.conn.execute(
-        "SELECT count(*) FROM tombstones WHERE forgotten_at > ?", (since,)
-    )
-    n_new, n_forgotten = new.fetchone()[0], forgotten.fetchone()[0]
+    n_new, n_forgotten = store.changes_since(current.created_at)
     if n_forgotten:
         return RetrainDecision(
             True,

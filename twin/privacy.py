@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from memory.models import Visibility
+from memory.models import AskedBy, Visibility
 
 if TYPE_CHECKING:
     import numpy as np
@@ -84,6 +84,12 @@ class Audience:
     @property
     def is_owner(self) -> bool:
         return self.kind == AudienceKind.OWNER
+
+    @property
+    def asker(self) -> AskedBy:
+        """Who retrieval is told is asking (it reads "I", "you" and "she" by it): the owner, or
+        anyone else. What may be seen is the audience's filter alone."""
+        return AskedBy.OWNER if self.is_owner else AskedBy.OTHER
 
     @property
     def visibilities(self) -> tuple[Visibility, ...]:
@@ -198,10 +204,7 @@ class OutputGuard:
         new messages do not force a rebuild."""
         from memory.retrieve import STOPWORDS
 
-        stamp = self.store.conn.execute(
-            "SELECT count(*), coalesce(max(rowid), 0) FROM memories WHERE shared_with IS NULL"
-        )
-        current = tuple(stamp.fetchone())
+        current = self.store.stamp(conversations=False)
         cached = self._cache.get(audience.kind)
         if cached is not None and cached.stamp == current:
             return cached

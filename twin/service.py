@@ -18,7 +18,6 @@ from typing import Protocol
 from core.clock import SYSTEM_CLOCK, Clock
 from memory.models import Kind, Memory, SourceRef, Visibility
 from memory.profile import Profile
-from memory.query import Asker
 from memory.retrieve import Retriever, SearchHit
 from memory.store import MemoryStore
 from twin.answerers import Answerer, TwinModels
@@ -176,7 +175,7 @@ class Twin:
         """Retrieval only: the memories `audience` may see that best match `query`."""
         audience = audience or Audience.owner()
         flt = audience.memory_filter(**narrowing)
-        return self.retriever.search(query, k=k, flt=flt, asker=asker_for(audience))
+        return self.retriever.search(query, k=k, flt=flt, asker=audience.asker)
 
     def remember(
         self, text: str, visibility: Visibility = Visibility.PRIVATE, *, source: str = "remembered"
@@ -219,7 +218,7 @@ class Twin:
             query or text,
             k=budget.memories,
             flt=audience.memory_filter(),
-            asker=asker_for(audience),
+            asker=audience.asker,
         )
         relevant = [h for h in hits if is_relevant(h)]
         evidence = tuple(Evidence.of(h.memory) for h in relevant)
@@ -334,12 +333,6 @@ class Twin:
             model="retrieval",
             model_problem=problem,
         )
-
-
-def asker_for(audience: Audience) -> Asker:
-    """Who retrieval is told is asking (it reads "I", "you" and "she" by it): the owner, or
-    anyone else. What may be seen is the audience's filter alone."""
-    return Asker.OWNER if audience.is_owner else Asker.OTHER
 
 
 def is_relevant(hit: SearchHit) -> bool:

@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import twin.cli.common
+import twin.cli
 from mcp_server.__main__ import app as module_app
 from mcp_server.access import OWNER, caller_for_token, is_loopback, narrower, origin_allowed
-from mcp_server.cli import serve_app
 from mcp_server.http import ServeError, check_http
 from twin.config import MCPSettings
 from twin.privacy import Audience, AudienceKind
@@ -86,7 +85,7 @@ def tokenless_home(tmp_path: Path) -> Path:
 
 
 def test_serving_a_public_address_without_a_token_is_refused(
-    tokenless_home: Path, monkeypatch: pytest.MonkeyPatch
+    tokenless_home: Path,
 ) -> None:
     runner = CliRunner()
     args = ["--http", "--host", "0.0.0.0", "--port", "1"]
@@ -94,8 +93,7 @@ def test_serving_a_public_address_without_a_token_is_refused(
     assert direct.exit_code == 1
     assert "refusing to serve MCP over HTTP on 0.0.0.0" in direct.output
 
-    monkeypatch.setattr(twin.cli.common.state, "home", tokenless_home)
-    served = runner.invoke(serve_app, ["mcp", *args])
+    served = runner.invoke(twin.cli.app, ["--home", str(tokenless_home), "serve", "mcp", *args])
     assert served.exit_code == 1
     assert "refusing to serve MCP over HTTP on 0.0.0.0" in served.output
     assert "[mcp] token" in served.output

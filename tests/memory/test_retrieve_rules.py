@@ -13,9 +13,17 @@ import pytest
 
 from core.clock import FixedClock
 from memory.embed import SentenceTransformerEmbedder
-from memory.models import Kind, MemoryDraft, OwnerIdentity, ParsedSource, SourceRef, Visibility
+from memory.models import (
+    AskedBy,
+    Kind,
+    MemoryDraft,
+    OwnerIdentity,
+    ParsedSource,
+    SourceRef,
+    Visibility,
+)
 from memory.profile import ProfileBuilder
-from memory.query import AnswerKind, Asker
+from memory.query import AnswerKind
 from memory.retrieve import RetrievalConfig, Retriever, holds_answer
 from memory.store import MemoryFilter, MemoryStore
 
@@ -111,14 +119,14 @@ def test_a_third_person_question_reaches_the_owners_first_person_words(
         ],
     )
     question = "Where does Ana work?"
-    new = retriever(store).search(question, k=3, flt=FRIEND, asker=Asker.OTHER)
-    old = retriever(store, BEFORE).search(question, k=3, flt=FRIEND, asker=Asker.OTHER)
+    new = retriever(store).search(question, k=3, flt=FRIEND, asker=AskedBy.OTHER)
+    old = retriever(store, BEFORE).search(question, k=3, flt=FRIEND, asker=AskedBy.OTHER)
     voiced = retriever(store, replace(BEFORE, voice=True))
     assert "seed bank" in top(new)[0]
     assert "seed bank" not in top(old)[0]
     # it is the question in the owner's voice that finds it
-    assert "seed bank" in top(voiced.search(question, k=3, flt=FRIEND, asker=Asker.OTHER))[0]
-    plan = retriever(store).plan(question, FRIEND, Asker.OTHER)
+    assert "seed bank" in top(voiced.search(question, k=3, flt=FRIEND, asker=AskedBy.OTHER))[0]
+    plan = retriever(store).plan(question, FRIEND, AskedBy.OTHER)
     assert plan.dense == "Where do I work?" and plan.about_owner
 
 
@@ -130,7 +138,7 @@ def test_a_friend_asking_about_you_means_the_owner(store: MemoryStore) -> None:
             chat(OWNER, "I live in Graça now, up the hill from the tram", 30),
         ],
     )
-    hits = retriever(store).search("Where do you live?", k=2, flt=FRIEND, asker=Asker.OTHER)
+    hits = retriever(store).search("Where do you live?", k=2, flt=FRIEND, asker=AskedBy.OTHER)
     assert "Graça" in top(hits)[0]
 
 
@@ -146,16 +154,16 @@ def test_a_kin_word_is_resolved_through_an_l1_fact(store: MemoryStore) -> None:
     )
     build_profile(store)
     question = "Where does Ana's sister live?"
-    plan = retriever(store).plan(question, FRIEND, Asker.OTHER)
+    plan = retriever(store).plan(question, FRIEND, AskedBy.OTHER)
     assert [r.name for r in plan.relatives] == ["Maya"]
     # the owner named, then her kin resolved
     with_kin = retriever(store, replace(BEFORE, kin=True, owner_aware=True))
-    found = top(with_kin.search(question, k=3, flt=FRIEND, asker=Asker.OTHER), 3)
+    found = top(with_kin.search(question, k=3, flt=FRIEND, asker=AskedBy.OTHER), 3)
     owner_only = retriever(store, replace(BEFORE, owner_aware=True))
-    before = top(owner_only.search(question, k=3, flt=FRIEND, asker=Asker.OTHER), 3)
+    before = top(owner_only.search(question, k=3, flt=FRIEND, asker=AskedBy.OTHER), 3)
     assert any("Porto" in t for t in found)
     assert not any("Porto" in t for t in before)
-    shipped = top(retriever(store).search(question, k=3, flt=FRIEND, asker=Asker.OTHER), 3)
+    shipped = top(retriever(store).search(question, k=3, flt=FRIEND, asker=AskedBy.OTHER), 3)
     assert any("Porto" in t for t in shipped)
 
 
@@ -200,11 +208,11 @@ def test_a_question_matching_a_fact_reaches_the_memories_behind_it(store: Memory
     )
     build_profile(store)
     question = "Who is Ana's employer?"
-    plan = retriever(store).plan(question, FRIEND, Asker.OTHER)
+    plan = retriever(store).plan(question, FRIEND, AskedBy.OTHER)
     assert [m.fact.attribute for m in plan.facts][:1] == ["employer"]
-    hits = retriever(store).search(question, k=3, flt=FRIEND, asker=Asker.OTHER)
+    hits = retriever(store).search(question, k=3, flt=FRIEND, asker=AskedBy.OTHER)
     assert "Botanic Garden" in top(hits)[0]
-    before = retriever(store, BEFORE).search(question, k=3, flt=FRIEND, asker=Asker.OTHER)
+    before = retriever(store, BEFORE).search(question, k=3, flt=FRIEND, asker=AskedBy.OTHER)
     with_facts = retriever(store, replace(BEFORE, facts=True, owner_aware=True))
     assert "Botanic Garden" not in top(before)[0]
     assert "Botanic Garden" in top(with_facts.search(question, k=3, flt=FRIEND))[0]
@@ -256,13 +264,13 @@ def test_a_private_fact_neither_reaches_nor_steers_a_friends_search(
         assert not any(f.value == "Maya" for f in retriever(b).facts.visible(EVERYTHING))
         question = "Where does Ana's sister live?"
         for q in (question, "Who is Ana's sister?", "What does her sister teach?"):
-            seen_a = retriever(a).search(q, k=10, flt=FRIEND, asker=Asker.OTHER)
-            seen_b = retriever(b).search(q, k=10, flt=FRIEND, asker=Asker.OTHER)
+            seen_a = retriever(a).search(q, k=10, flt=FRIEND, asker=AskedBy.OTHER)
+            seen_b = retriever(b).search(q, k=10, flt=FRIEND, asker=AskedBy.OTHER)
             assert [(h.memory.id, h.score) for h in seen_a] == [
                 (h.memory.id, h.score) for h in seen_b
             ]
             assert all(h.memory.visibility != Visibility.PRIVATE for h in seen_a)
-        assert retriever(a).plan(question, FRIEND, Asker.OTHER).relatives == ()
+        assert retriever(a).plan(question, FRIEND, AskedBy.OTHER).relatives == ()
         # the owner may use it
         assert [r.name for r in retriever(a).plan(question, EVERYTHING).relatives] == ["Maya"]
 
@@ -278,9 +286,9 @@ def test_a_fact_is_used_only_when_the_audience_may_see_all_its_memories(
     build_profile(store)
     r = retriever(store)
     assert r.facts.visible(EVERYTHING) and not r.facts.visible(FRIEND)
-    assert r.plan("Who is Ana's employer?", FRIEND, Asker.OTHER).facts == ()
+    assert r.plan("Who is Ana's employer?", FRIEND, AskedBy.OTHER).facts == ()
     for question in ("Who is Ana's employer?", "Where does Ana work?", "Botanic Garden"):
-        hits = r.search(question, k=10, flt=FRIEND, asker=Asker.OTHER)
+        hits = r.search(question, k=10, flt=FRIEND, asker=AskedBy.OTHER)
         assert all(h.memory.visibility != Visibility.PRIVATE for h in hits)
     # a memory forgotten takes its fact out of the index at once
     (fact,) = [f for f in r.facts.visible(EVERYTHING) if f.attribute == "employer"]
@@ -301,7 +309,7 @@ def test_a_named_time_only_narrows_what_the_filter_allows(store: MemoryStore) ->
         timestamp=datetime(2026, 8, 10, 20, tzinfo=UTC),
     )
     question = "What did Ana cook in August 2026?"
-    hits = retriever(store).search(question, k=10, flt=FRIEND, asker=Asker.OTHER)
+    hits = retriever(store).search(question, k=10, flt=FRIEND, asker=AskedBy.OTHER)
     assert hits and all(h.memory.visibility != Visibility.PRIVATE for h in hits)
     # a filter that already ends before the time named finds nothing of that time
     early = MemoryFilter(until=datetime(2026, 8, 11, tzinfo=UTC))
@@ -309,8 +317,8 @@ def test_a_named_time_only_narrows_what_the_filter_allows(store: MemoryStore) ->
     assert dated and all(h.memory.timestamp < datetime(2026, 8, 11, tzinfo=UTC) for h in dated)
 
 
-@pytest.mark.parametrize("asker", list(Asker))
-def test_no_rule_returns_what_the_filter_hides(store: MemoryStore, asker: Asker) -> None:
+@pytest.mark.parametrize("asker", list(AskedBy))
+def test_no_rule_returns_what_the_filter_hides(store: MemoryStore, asker: AskedBy) -> None:
     fill(
         store,
         [

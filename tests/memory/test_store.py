@@ -342,6 +342,27 @@ def test_the_store_tells_time_by_its_clock(
         assert forgotten_at == clock.now().timestamp()
 
 
+def test_changes_since_and_the_stamp_follow_additions_and_forgetting(
+    tmp_path: Path, embedder: SentenceTransformerEmbedder, clock: FixedClock
+) -> None:
+    with MemoryStore.open(tmp_path / "m", embedder, clock=clock) as store:
+        store.ingest(chat(3), owner=OWNER)
+        trained = clock.now()
+        empty = store.stamp()
+        assert store.changes_since(trained) == (0, 0)
+
+        clock.advance(timedelta(minutes=5))
+        talk = SourceRef("bot:telegram:7", "bot", "Telegram bot")
+        store.add("what time is climbing?", source=talk, shared_with="telegram:user2")
+        # a talk with the twin changes the stamp, but not the one that leaves talks out
+        assert store.stamp() != empty
+        assert store.stamp(conversations=False) == (3, empty[1])
+        first = next(store.iter_memories(order="rowid"))
+        store.forget([first.id])
+        assert store.changes_since(trained) == (1, 1)
+        assert store.stamp(conversations=False)[0] == 2
+
+
 def test_embedding_holds_no_write_lock(
     tmp_path: Path, embedder: SentenceTransformerEmbedder
 ) -> None:

@@ -111,6 +111,8 @@ def test_train_runs_registers_and_serves(
     assert "v0001 is now serving" in output
     for stage in ("synthesize", "sft-owner", "dpo-shared", "register"):
         assert stage in output
+    # not a terminal: each stage's start and end are log lines, as in the run's train.log
+    assert "stage 2/8: sft-shared" in output and "stage register done in" in output
     assert "Held-out key-fact accuracy: owner" in output
     assert ModelRegistry(home / "models").current_version() == "v0001"
     (run_dir,) = (home / "runs").iterdir()

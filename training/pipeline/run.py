@@ -39,17 +39,24 @@ log = logging.getLogger(__name__)
 
 
 class LogReporter:
-    """Reports to the log only."""
+    """Progress within a stage as log lines, a tenth of the way at a time (for runs with no
+    terminal to draw bars on; the run itself logs each stage's start and end)."""
+
+    def __init__(self) -> None:
+        self._stage: Stage | None = None
+        self._logged = -1
 
     def stage_started(self, stage: Stage, index: int, count: int) -> None:
-        log.info("stage %d/%d: %s", index, count, stage)
+        self._stage, self._logged = stage, -1
 
     def progress(self, done: int, total: int) -> None:
-        return None
+        tenth = 10 * done // total if total > 0 else 0
+        if tenth != self._logged:
+            self._logged = tenth
+            log.info("%s: %d/%d steps", self._stage, done, total)
 
     def stage_finished(self, stage: Stage, record: StageRecord) -> None:
-        state = "skipped (done before)" if record.resumed else f"done in {record.seconds:.1f}s"
-        log.info("stage %s %s: %s", stage, state, record.summary)
+        return None
 
 
 @dataclass(frozen=True)
@@ -211,6 +218,7 @@ class TrainingRun:
         with self._run_log(), _torch_threads(self.threads):
             log.info("run %s: %s, base %s", self.record.run_id, self.options, self.record.base_dir)
             for index, stage in enumerate(order, start=1):
+                log.info("stage %d/%d: %s", index, len(order), stage)
                 self.reporter.stage_started(stage, index, len(order))
                 record = self.folder.done(stage)
                 if record is None:
@@ -227,6 +235,8 @@ class TrainingRun:
                     self.folder.mark_done(record)
                     self._plot_losses()
                 records.append(record)
+                state = "done before" if record.resumed else f"done in {record.seconds:.1f}s"
+                log.info("stage %s %s: %s", stage, state, record.summary)
                 self.reporter.stage_finished(stage, record)
                 if stage == stop_after:
                     break

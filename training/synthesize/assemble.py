@@ -21,7 +21,7 @@ from memory.store import MemoryStore
 from training.synthesize.drafts import Draft
 from training.synthesize.samples import Sample
 from twin.privacy import Audience
-from twin.service import asker_for, is_relevant
+from twin.service import is_relevant
 from twin.tasks import (
     ContextMemory,
     CoTStrategy,
@@ -52,7 +52,7 @@ class ServingSearch:
     ) -> None:
         self.retriever = Retriever(store, owner=owner, clock=clock)
         self.filter = audience.memory_filter()
-        self.asker = asker_for(audience)
+        self.asker = audience.asker
         self.k = budget.memories
         self.shown_chars = budget.chars_per_memory
 
