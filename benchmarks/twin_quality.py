@@ -141,7 +141,7 @@ def served_as(
 ) -> Iterator[TwinModels]:
     """The served version's settings (prompt budget, context) with other model files, in a
     registry of their own."""
-    with tempfile.TemporaryDirectory(dir=settings.paths.home) as tmp:
+    with tempfile.TemporaryDirectory(dir=settings.paths.root) as tmp:
         registry = ModelRegistry(Path(tmp))
         folder = registry.allocate()
         models = {}
@@ -267,6 +267,8 @@ def main() -> None:
                 ):
                     if figure is not None:
                         table[way][name] = figure
+            # as soon as measured: a later way that fails does not lose this one
+            print(f"[{WAYS[way]}] {json.dumps(table[way])}", file=sys.stderr, flush=True)
 
         served = Twin(settings, store, TwinModels(registry, threads=args.threads))
         try:
@@ -286,7 +288,7 @@ def main() -> None:
         for way, stacks in others.items():
             if way not in ways:
                 continue
-            with tempfile.TemporaryDirectory(dir=settings.paths.home) as tmp:
+            with tempfile.TemporaryDirectory(dir=settings.paths.root) as tmp:
                 print(f"[{WAYS[way]}] exporting", file=sys.stderr, flush=True)
                 ggufs = exported(stacks, Path(tmp), args.quant)
                 if ModelSide.SHARED not in ggufs:  # the base is the same for both audiences
