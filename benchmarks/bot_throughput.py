@@ -35,7 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.served_model import describe, install_models, percentiles
+from benchmarks.served_model import add_model_arguments, describe, install_models, percentiles
 from bots.core import BotCore
 from bots.state import BotState
 from bots.telegram_bot import TelegramBot
@@ -122,14 +122,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=8, help="friends writing at once")
     parser.add_argument("--messages", type=int, default=3, help="messages per user")
-    model = parser.add_mutually_exclusive_group()
-    model.add_argument(
-        "--models", type=Path, help="a trained twin's models folder (e.g. <home>/models)"
-    )
-    model.add_argument(
-        "--gguf", type=Path, help="a GGUF to serve as both models (default: packaged SmolLM2)"
-    )
-    parser.add_argument("--threads", type=int, default=0, help="llama.cpp threads (0: default)")
+    add_model_arguments(parser)
     parser.add_argument("--home", type=Path, help="reuse (or keep) the persona's home here")
     args = parser.parse_args()
     embedder = SentenceTransformerEmbedder()

@@ -44,7 +44,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from benchmarks.ingest_throughput import big_conversation
 from benchmarks.locomo import load, write_export
-from benchmarks.served_model import describe, install_models, percentiles
+from benchmarks.served_model import add_model_arguments, describe, install_models, percentiles
 from core.clock import FixedClock
 from mcp_server.demo import OFFLINE
 from memory.embed import SentenceTransformerEmbedder
@@ -229,14 +229,7 @@ def main() -> None:
     parser.add_argument("--memories", type=int, default=20000)
     parser.add_argument("--questions", type=int, default=40, help="ask_twin calls measured")
     parser.add_argument("--searches", type=int, default=200, help="search_memories calls")
-    model = parser.add_mutually_exclusive_group()
-    model.add_argument(
-        "--models", type=Path, help="a trained twin's models folder (e.g. <home>/models)"
-    )
-    model.add_argument(
-        "--gguf", type=Path, help="a GGUF to serve as both models (default: packaged SmolLM2)"
-    )
-    parser.add_argument("--threads", type=int, default=0, help="llama.cpp threads (0: default)")
+    add_model_arguments(parser)
     parser.add_argument("--callers", type=int, default=0, help="HTTP callers at once (0: none)")
     parser.add_argument("--calls-each", type=int, default=5, help="per caller, over HTTP")
     parser.add_argument("--home", type=Path, help="build (or reuse) the twin's home here")

@@ -11,6 +11,7 @@ replies as capped as a trained twin's.
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import statistics
@@ -36,6 +37,18 @@ def default_gguf() -> Path:
         return packaged_gguf(DEFAULT_BASE)
     except BaseModelError as exc:
         raise SystemExit(str(exc)) from exc
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that choose the model a benchmark serves: --models, --gguf, --threads."""
+    model = parser.add_mutually_exclusive_group()
+    model.add_argument(
+        "--models", type=Path, help="a trained twin's models folder (e.g. <home>/models)"
+    )
+    model.add_argument(
+        "--gguf", type=Path, help="a GGUF to serve as both models (default: packaged SmolLM2)"
+    )
+    parser.add_argument("--threads", type=int, default=0, help="llama.cpp threads (0: default)")
 
 
 def install_models(models_dir: Path, *, trained: Path | None, gguf: Path | None) -> Manifest:

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
 from enum import StrEnum
 
+from core.calendar import spoken_date
 from memory.models import Memory
 from twin.llm.base import ChatMessage
 from twin.privacy import AudienceKind
@@ -40,28 +40,6 @@ class Verdict(StrEnum):
     FITS = "fits"
     PARTLY = "partly"
     DOES_NOT_FIT = "does not fit"
-
-
-MONTH_NAMES = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
-
-
-def spoken_date(when: datetime) -> str:
-    """A date as people write it: "15 March 2026" (not "2026-03-15"), so that a memory's date
-    reads like the answer to "when did…" that it is. English month names, whatever the locale."""
-    return f"{when.day} {MONTH_NAMES[when.month - 1]} {when.year}"
 
 
 # What the twin says when memory holds nothing on a question, and when it withholds.

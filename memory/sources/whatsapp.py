@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from core.calendar import spoken_date
 from memory.models import Kind, MemoryDraft, ParsedSource, SourceRef
 from memory.sources.base import DateOrder, ImportFormatError, ImportOptions
 
@@ -75,20 +76,6 @@ _QUOTED_EVENT = re.compile(
 _CHAT_FILE_NAME = re.compile(r"^WhatsApp Chat (?:with|-) (?P<name>.+)$")
 # What a browser or a file manager appends to a second copy: "WhatsApp Chat with Sam (1)".
 _COPY_SUFFIX = re.compile(r"\s\(\d+\)$")
-_MONTHS = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
 
 
 @dataclass
@@ -283,7 +270,7 @@ def _date_order(
     example = _timestamp(path, first, DateOrder.DAY_FIRST)
     return DateOrder.DAY_FIRST, (
         f"no date in this chat tells day from month (none is above 12): read day first, so "
-        f"{_date_text(first)!r} is {example.day} {_MONTHS[example.month - 1]} {example.year}"
+        f"{_date_text(first)!r} is {spoken_date(example)}"
     )
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from core.calendar import spoken_date
 from memory.models import Kind, Memory, Visibility
-from twin.tasks import ContextMemory, spoken_date
+from twin.tasks import ContextMemory
 
 
 def test_dates_are_written_as_people_write_them() -> None:

@@ -15,27 +15,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from core.calendar import MONTH_NAMES, spoken_date
 from memory.models import Kind, Memory
 from memory.retrieve import STOPWORDS
-from twin.tasks import spoken_date
 
 BREADCRUMB = " › "
 TABLE_ROW = "\x00row\x00"
 
-MONTH_NAMES = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
 MONTHS = (
     "January|February|March|April|May|June|July|August|September|October|November|December"
     "|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sept|Sep|Oct|Nov|Dec"

@@ -25,9 +25,10 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel, Field
 
+from core.calendar import MONTH_NAMES
 from memory.models import Memory
 from memory.store import MemoryStore
-from training.synthesize.extract import MONTH_NAMES, normalise
+from training.synthesize.extract import normalise
 from training.synthesize.samples import Sample, Split
 from twin.llm.base import LLM, ChatMessage, StructuredOutputError
 from twin.privacy import Audience

@@ -31,11 +31,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
+from core.calendar import MONTH_NAMES
 from memory.models import Kind, Memory
 from training.synthesize.drafts import Draft
 from training.synthesize.extract import (
     ISO_DATE,
-    MONTH_NAMES,
     MONTHS,
     WEEKDAYS,
     Passage,

@@ -19,12 +19,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from core.calendar import spoken_date
 from memory.models import Kind, Memory
 from training.synthesize.extract import word_set
 from training.synthesize.grammar import base_form, third_person_singular
 from twin.config import Pronouns
 from twin.privacy import AudienceKind
-from twin.tasks import spoken_date
 
 # -- shared ------------------------------------------------------------------------------------
 

@@ -19,13 +19,14 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
+from core.calendar import spoken_date
 from memory.models import Memory
 from training.synthesize.drafts import Draft
 from training.synthesize.material import Material
 from training.synthesize.samples import Split
 from twin.llm.base import LLM, ChatMessage, StructuredOutputError
 from twin.privacy import AudienceKind
-from twin.tasks import TaskKind, Verdict, spoken_date
+from twin.tasks import TaskKind, Verdict
 
 BATCH_MEMORIES = 8
 MEMORY_CHARS = 600
