@@ -149,10 +149,8 @@ def persona_twin(
     """A Twin on the persona's memory, answering with the persona's trained tiny twin."""
     settings = load_settings(persona_home)
     link_models(persona_models, settings.paths.models_dir)
-    clock = FixedClock(PERSONA_NOW)
-    store = MemoryStore.open(settings.paths.memory_dir, embedder, clock=clock)
-    registry = ModelRegistry(settings.paths.models_dir, clock)
-    twin = Twin(settings, store, TwinModels(registry, threads=1), clock=clock)
+    store = MemoryStore.open(settings.paths.memory_dir, embedder)
+    twin = Twin(settings, store, TwinModels(ModelRegistry(settings.paths.models_dir), threads=1))
     yield twin
     twin.models.close()
     store.close()
