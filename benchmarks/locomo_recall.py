@@ -47,17 +47,7 @@ from memory.store import MemoryStore, memory_id
 
 KS = (5, 10, 20)
 # The hybrid before questions were read for people, facts and times.
-PREVIOUS = RetrievalConfig(
-    owner_aware=False,
-    voice=False,
-    facts=False,
-    kin=False,
-    time_aware=False,
-    answer_frame=False,
-    informative=False,
-    answer_kind=False,
-    subject_weight=1.0,
-)
+PREVIOUS = RetrievalConfig.without_question_reading()
 # What each --variants name runs: the shipped hybrid, it without each rule, the earlier hybrid
 # and its parts, and the single retrievers.
 VARIANTS: dict[str, tuple[Mode, RetrievalConfig]] = {

@@ -111,6 +111,21 @@ class RetrievalConfig:
     # hold one.
     answer_kind: bool = True
 
+    @classmethod
+    def without_question_reading(cls) -> RetrievalConfig:
+        """Fusion, context and speakers only: none of the rules that read the question for
+        whom, which kin, which facts, which times and which kind of answer it asks about."""
+        return cls(
+            owner_aware=False,
+            voice=False,
+            facts=False,
+            kin=False,
+            time_aware=False,
+            answer_frame=False,
+            informative=False,
+            answer_kind=False,
+        )
+
 
 @dataclass(frozen=True)
 class _Meta:

@@ -39,17 +39,7 @@ FRIEND = MemoryFilter(visibilities=(Visibility.FRIENDS, Visibility.PUBLIC), see_
 EVERYTHING = MemoryFilter()
 # The rules of the earlier hybrid only (names as speakers, context): what each rule is
 # measured against.
-BEFORE = RetrievalConfig(
-    owner_aware=False,
-    voice=False,
-    facts=False,
-    kin=False,
-    time_aware=False,
-    answer_frame=False,
-    informative=False,
-    answer_kind=False,
-    subject_weight=1.0,
-)
+BEFORE = RetrievalConfig.without_question_reading()
 
 
 def chat(who: str, text: str, minutes: int, *, when: datetime = T0) -> MemoryDraft:
