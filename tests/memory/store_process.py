@@ -246,7 +246,7 @@ def main() -> None:
     if open_at:
         import chromadb  # noqa: F401  (imported before the moment, so that only opening races)
 
-        time.sleep(max(open_at - time.time(), 0.0))
+        time.sleep(max(open_at - time.clock_gettime(time.CLOCK_MONOTONIC), 0.0))
     child = _Child(store_dir, flags, write_wait)
     print(json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:

@@ -182,8 +182,10 @@ def test_a_long_running_process_sees_and_keeps_what_another_process_indexed(
 def test_processes_opening_a_new_home_at_once_all_succeed(
     tmp_path: Path, home: Path, embedder: SentenceTransformerEmbedder, processes
 ) -> None:
-    # They create the database and Chroma's folder at the same moment.
-    moment = time.time() + 8.0
+    # They create the database and Chroma's folder at the same moment, on the system's monotonic
+    # clock: every process shares it, and a test that shifts the wall clock (time-machine
+    # patches time.time and time.monotonic) does not move it.
+    moment = time.clock_gettime(time.CLOCK_MONOTONIC) + 8.0
     children = [
         child(processes, home, tmp_path / f"p{i}", open_at=moment, wait_ready=False)
         for i in range(2)
