@@ -36,6 +36,7 @@ from training.synthesize.offline import DECLINE_FACT, OfflineSynthesizer
 from training.synthesize.preferences import preference_pairs
 from training.synthesize.requests import RequestSynthesizer
 from training.synthesize.samples import Dataset, PreferencePair, Sample, Split
+from training.synthesize.templates import is_l1_fact_template
 from training.synthesize.with_llm import LLMSynthesizer, SynthesisError
 from twin.config import Pronouns
 from twin.llm.base import LLM
@@ -191,7 +192,8 @@ def _select(
 ) -> list[Draft]:
     """About `slack` × the wanted training samples, each kind within its share, chosen a fact
     at a time (a fact's drafts, training and held-out, stay together) and in turn from each
-    source (note, chat), so that a small dataset still covers every part of memory."""
+    source (note, chat), so that a small dataset still covers every part of memory. Questions
+    on L1 facts come first among memory QA: they are what people ask a twin most."""
     wanted = limits.train_samples * limits.slack
     quota = {
         TaskKind.CONTEXT_ENHANCE: wanted * limits.enhance_share,
@@ -217,7 +219,14 @@ def _select(
     ):
         limit = quota.get(kind, wanted - _train_count(chosen))
         taken = 0
-        for group in _round_robin(by_kind.get(kind, []), source_of, rng):
+        groups = by_kind.get(kind, [])
+        ordered = _round_robin(
+            [g for g in groups if is_l1_fact_template(g[0].template)], source_of, rng
+        )
+        ordered += _round_robin(
+            [g for g in groups if not is_l1_fact_template(g[0].template)], source_of, rng
+        )
+        for group in ordered:
             if taken >= limit:
                 break
             chosen.extend(group)
@@ -251,12 +260,16 @@ def _train_count(drafts: Sequence[Draft]) -> int:
 
 
 def _trim(samples: list[Sample], rng: random.Random, train_samples: int) -> list[Sample]:
-    """At most `train_samples` training samples: memory QA gives way first."""
+    """At most `train_samples` training samples: memory QA gives way first, questions on L1
+    facts last."""
     surplus = sum(1 for s in samples if s.split == Split.TRAIN) - train_samples
     if surplus <= 0:
         return samples
     qa = [
         i for i, s in enumerate(samples) if s.split == Split.TRAIN and s.kind == TaskKind.MEMORY_QA
     ]
-    dropped = set(rng.sample(qa, min(surplus, len(qa))))
+    others = [i for i in qa if not is_l1_fact_template(samples[i].template)]
+    on_facts = [i for i in qa if is_l1_fact_template(samples[i].template)]
+    dropped = set(rng.sample(others, min(surplus, len(others))))
+    dropped |= set(rng.sample(on_facts, min(surplus - len(dropped), len(on_facts))))
     return [s for i, s in enumerate(samples) if i not in dropped]

@@ -2,10 +2,15 @@
 
 Every request gets its context from the real retriever, through the audience's filter and with
 `budget.memories` hits, kept or dropped by serving's own relevance rule and rendered by serving's
-own `ContextMemory` builder. When that context misses the memory a draft's answer rests on, the
-memory replaces the last item in `SUPPORT_INSERT_RATE` of the samples (the model learns to read
-the answer from its context) and is left out of the rest, whose reply then says the twin does
-not know: it must not claim what its prompt does not show.
+own `ContextMemory` builder. When that context misses the memory a draft's answer rests on:
+
+- another memory shown that holds every key fact answers it just as well: the answer stands;
+- a memory shown on the question's topic (it shares one of the question's content words) gets
+  the supporting memory in place of the last item, always: a "don't know" beside memories
+  about the very thing asked would teach the twin to refuse what it could answer;
+- otherwise the memory is put in for `SUPPORT_INSERT_RATE` of the samples (the model learns to
+  read the answer from its context) and left out of the rest, whose reply then says the twin
+  does not know: it must not claim what its prompt does not show.
 """
 
 from __future__ import annotations
@@ -16,9 +21,11 @@ from collections.abc import Iterable, Sequence
 
 from core.clock import SYSTEM_CLOCK, Clock
 from memory.models import Memory, OwnerIdentity
+from memory.profile.text import content_words
 from memory.retrieve import Retriever
 from memory.store import MemoryStore
 from training.synthesize.drafts import Draft
+from training.synthesize.extract import normalise
 from training.synthesize.samples import Sample
 from twin.privacy import Audience
 from twin.service import is_relevant
@@ -113,8 +120,9 @@ class Assembler:
             bio=self.bio,
             history=draft.history,
         )
-        shown = {c.id for c in context}
-        if draft.kind == TaskKind.MEMORY_QA and draft.support and not shown & set(draft.support):
+        shown = _shown_support(context, draft)
+        support = shown or draft.support
+        if draft.kind == TaskKind.MEMORY_QA and shown is None:
             # the prompt does not hold the answer: the twin must say it does not know
             answer, steps, key_facts = nothing_found(self.audience.kind), NO_SUPPORT_STEPS, ()
         else:
@@ -131,7 +139,7 @@ class Assembler:
             id=sample_id(self.audience, draft),
             request=request,
             reply=reply,
-            support=draft.support,
+            support=support,
             key_facts=key_facts,
             split=draft.split,
             origin=draft.origin,
@@ -141,10 +149,10 @@ class Assembler:
     def _with_support(
         self, context: tuple[ContextMemory, ...], draft: Draft, supports: dict[str, Memory]
     ) -> tuple[ContextMemory, ...]:
-        present = {c.id for c in context}
-        if not draft.support or present & set(draft.support):
+        if _shown_support(context, draft) is not None:
             return context
-        if self.rng.random() >= SUPPORT_INSERT_RATE:
+        on_topic = _on_topic(context, draft.text, self.owner)
+        if not on_topic and self.rng.random() >= SUPPORT_INSERT_RATE:
             return context
         memory = supports.get(draft.support[0])
         if memory is None:
@@ -152,6 +160,31 @@ class Assembler:
         room = self.budget.memories
         kept = context[: room - 1] if len(context) >= room else context
         return (*kept, ContextMemory.of(memory))
+
+
+def _shown_support(context: Sequence[ContextMemory], draft: Draft) -> tuple[str, ...] | None:
+    """What the draft's answer rests on, given the prompt: its own supporting memories when
+    one is shown; else, when shown memories say every key fact, those too; None when the
+    prompt cannot answer. A draft that rests on no memory (an identity question, a decline)
+    needs none."""
+    shown = {c.id for c in context}
+    if not draft.support or shown & set(draft.support):
+        return draft.support
+    others = tuple(c.id for c in context if draft.key_facts and _says(c, draft.key_facts))
+    return (*others, *draft.support) if others else None
+
+
+def _says(memory: ContextMemory, facts: Sequence[str]) -> bool:
+    text = normalise(memory.text)
+    return all(normalise(fact) in text for fact in facts)
+
+
+def _on_topic(context: Sequence[ContextMemory], question: str, owner: str) -> bool:
+    """Whether a memory shown shares one of the question's content words (the owner's own
+    names aside: nearly every memory is about them)."""
+    names = {key for key, _ in content_words(owner)}
+    wanted = {key for key, _ in content_words(question)} - names
+    return any(wanted & {key for key, _ in content_words(c.text)} for c in context)
 
 
 def sample_id(audience: Audience, draft: Draft) -> str:

@@ -135,6 +135,15 @@ SAID = family(
 
 # -- memory QA from L1 facts, by attribute ----------------------------------------------------
 
+# Every family of questions on an L1 fact has an id that starts so (see `is_l1_fact_template`).
+L1_FACT_FAMILY = "fact-"
+
+
+def is_l1_fact_template(template: str) -> bool:
+    """Whether a draft's or sample's template asks about an L1 fact."""
+    return template.startswith(L1_FACT_FAMILY)
+
+
 FACTS: dict[str, Phrasings] = {
     "job": family(
         "fact-job",

@@ -13,11 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from memory.profile.text import content_words
 from memory.store import MemoryStore
 from training.synthesize import Dataset, Fact, SynthesisLimits, synthesize
 from training.synthesize.extract import normalise
 from training.synthesize.filters import rendered_again
 from training.synthesize.samples import PairReason, PreferencePair, Sample, Split
+from training.synthesize.templates import is_l1_fact_template
 from twin.privacy import Audience, AudienceKind
 from twin.service import ProfileBios
 from twin.tasks import (
@@ -26,6 +28,7 @@ from twin.tasks import (
     PromptBudget,
     TaskKind,
     Verdict,
+    nothing_found,
     parse_reply,
     spoken_date,
 )
@@ -200,10 +203,44 @@ def test_chat_pairs_carry_the_turns_before_them(shared_data: Dataset) -> None:
 def test_context_comes_from_retrieval_and_mostly_holds_the_answer(owner_data: Dataset) -> None:
     qa = [s for s in owner_data.samples if s.kind == TaskKind.MEMORY_QA and s.support]
     assert all(len(s.request.context) <= BUDGET.memories for s in qa)
-    holding = [s for s in qa if set(s.support) & {c.id for c in s.request.context}]
-    # 80% get their support put in when retrieval missed it; retrieval finds some itself
-    assert 0.75 <= len(holding) / len(qa) < 1.0
+    shown = [s for s in qa if set(s.support) & {c.id for c in s.request.context}]
+    refused = [
+        s for s in qa if parse_reply(s.kind, s.reply).answer == nothing_found(s.request.audience)
+    ]
+    # every answer's memories are in its prompt; the rest say they do not know
+    assert len(shown) + len(refused) == len(qa)
+    assert 0 < len(refused) / len(qa) < 0.2
+    for sample in refused:
+        # a "don't know" only beside memories that are not on the question's topic
+        asked = {k for k, _ in content_words(sample.request.text)} - {"iris", "calder"}
+        for memory in sample.request.context:
+            assert not asked & {k for k, _ in content_words(memory.text)}, sample.request.text
     assert any(s.request.bio for s in qa)
+
+
+def test_questions_on_l1_facts_are_chosen_first(
+    persona_store: MemoryStore, persona_facts: list[Fact], owner_data: Dataset
+) -> None:
+    def on_facts(data: Dataset) -> set[str]:
+        return {
+            s.key_facts[0]
+            for s in data.split(Split.TRAIN)
+            if is_l1_fact_template(s.template) and s.key_facts
+        }
+
+    small = synthesize(
+        persona_store,
+        audience=Audience.owner(),
+        owner="Iris Calder",
+        strategy=CoTStrategy.STRONG,
+        budget=BUDGET,
+        facts=persona_facts,
+        seed=7,
+        limits=SynthesisLimits(phrasings_per_fact=1, train_samples=40, requests_per_template=1),
+    )
+    assert len(small.split(Split.TRAIN)) <= 40
+    # a tenth of the data, and still a question on every fact the full data asks about
+    assert on_facts(small) == on_facts(owner_data) != set()
 
 
 def test_filters_report_what_they_removed(owner_data: Dataset, shared_data: Dataset) -> None:
