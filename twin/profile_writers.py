@@ -2,17 +2,20 @@
 
 Each asks the model for structured output (a pydantic schema with bounded strings and lists);
 `LLM.structured` repairs and re-asks, and raises `StructuredOutputError` when no reply
-validates, which fails the whole build and leaves the previous profile in place. The builder
-only ever hands a writer what the scope being built may see, and extraction batches hold
-memories of one visibility, so a model citing the wrong memory cannot widen who sees a fact.
+validates, which fails the whole build and leaves the previous profile in place (fact
+extraction first asks again for each half of a batch that failed, down to single memories).
+The builder only ever hands a writer what the scope being built may see, and extraction
+batches hold memories of one visibility, so a model citing the wrong memory cannot widen who
+sees a fact.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
 from memory.models import Memory
 from memory.profile import (
@@ -28,10 +31,12 @@ from memory.profile import (
 from memory.profile.writers import BioWriter, FactExtractor, TopicNamer
 from memory.store import MemoryStore
 from twin.config import Settings
-from twin.llm.base import LLM, ChatMessage
+from twin.llm.base import LLM, ChatMessage, StructuredOutputError
 from twin.llm.factory import build_llm
 
 MEMORY_CHARS = 600
+MAX_FACTS = 40
+FACTS_PER_MEMORY = 3
 
 
 class TopicNameReply(BaseModel):
@@ -46,14 +51,30 @@ class ExtractedFact(BaseModel):
 
     statement: str = Field(min_length=3, max_length=200)
     first_person: str = Field(min_length=3, max_length=200)
-    attribute: str = Field(min_length=2, max_length=40, pattern=r"^[a-z][a-z0-9_]*(:[a-z0-9_ ]+)?$")
+    # The pattern's counts hold the length too: a grammar follows a pattern, not maxLength.
+    attribute: str = Field(
+        min_length=2, max_length=40, pattern=r"^[a-z][a-z0-9_]{0,19}(:[a-z0-9_ ]{1,19})?$"
+    )
     value: str = Field(min_length=1, max_length=120)
     exclusive: bool = False
     memories: list[int] = Field(min_length=1, max_length=10)
 
 
 class FactBatchReply(BaseModel):
-    facts: list[ExtractedFact] = Field(default_factory=list, max_length=40)
+    facts: list[ExtractedFact] = Field(default_factory=list, max_length=MAX_FACTS)
+
+
+@cache
+def fact_batch_reply(memories: int) -> type[FactBatchReply]:
+    """`FactBatchReply` for a batch of `memories`: at most `FACTS_PER_MEMORY` facts each. A
+    grammar then ends the list of a model that would otherwise go on listing facts until
+    max_tokens cuts its reply off (SmolLM2-135M numbers one per memory, 1, 2, 3, … 40)."""
+    limit = min(MAX_FACTS, FACTS_PER_MEMORY * memories)
+    return create_model(
+        "FactBatchReply",
+        __base__=FactBatchReply,
+        facts=(list[ExtractedFact], Field(default_factory=list, max_length=limit)),
+    )
 
 
 class BioReply(BaseModel):
@@ -114,31 +135,22 @@ class LLMFactExtractor:
         return f"llm:{self.llm.name}"
 
     def extract(self, memories: Sequence[Memory], owner_name: str) -> list[FactDraft]:
+        """The facts in a batch of memories. A batch whose reply never validates (most
+        often: cut off at max_tokens, holding more facts than fit) is split in two and each
+        half asked again; only a single memory without a valid reply fails the build."""
         if not memories:
             return []
-        listing = "\n".join(
-            f"[{i}] {_when(m)} {m.author or owner_name} ({m.kind}): {_flat(m.text, MEMORY_CHARS)}"
-            for i, m in enumerate(memories, 1)
-        )
-        messages = [
-            ChatMessage(
-                "system",
-                f"You extract durable facts about {owner_name} from their own notes and "
-                "messages: work, where they live, family and friends, pets, diet, health "
-                "they state, likes and dislikes, hobbies, what they are doing these days. "
-                "Only facts a memory states or plainly implies; no guesses, no jokes taken "
-                "literally, nothing about other people except how they relate to "
-                f"{owner_name}. For each fact give: statement (third person, starting with "
-                f"{owner_name}), first_person (the same fact as {owner_name} would say it), "
-                "attribute (a snake_case key such as job, employer, home_city, diet, pet, "
-                "sibling:sister, parent:dad, partner, likes, dislikes, allergy, hobby, "
-                "activity), value (the short answer), exclusive (true when a newer value "
-                "replaces an older one, as for home_city or employer; false for lists such "
-                "as likes) and memories (the numbers of the memories it comes from).",
-            ),
-            ChatMessage("user", f"Memories:\n{listing}\n\nList the facts (none is fine)."),
-        ]
-        reply = self.llm.structured(messages, FactBatchReply)
+        messages = self.messages(memories, owner_name)
+        try:
+            reply = self.llm.structured(messages, fact_batch_reply(len(memories)))
+        except StructuredOutputError:
+            if len(memories) == 1:
+                raise
+            half = len(memories) // 2
+            return [
+                *self.extract(memories[:half], owner_name),
+                *self.extract(memories[half:], owner_name),
+            ]
         drafts = []
         for fact in reply.facts:
             # A fact citing a memory that is not in the batch keeps only its real citations.
@@ -157,6 +169,31 @@ class LLMFactExtractor:
                     )
                 )
         return drafts
+
+    def messages(self, memories: Sequence[Memory], owner_name: str) -> list[ChatMessage]:
+        """What the model is asked for one batch of memories (numbered from 1)."""
+        listing = "\n".join(
+            f"[{i}] {_when(m)} {m.author or owner_name} ({m.kind}): {_flat(m.text, MEMORY_CHARS)}"
+            for i, m in enumerate(memories, 1)
+        )
+        return [
+            ChatMessage(
+                "system",
+                f"You extract durable facts about {owner_name} from their own notes and "
+                "messages: work, where they live, family and friends, pets, diet, health "
+                "they state, likes and dislikes, hobbies, what they are doing these days. "
+                "Only facts a memory states or plainly implies; no guesses, no jokes taken "
+                "literally, nothing about other people except how they relate to "
+                f"{owner_name}. For each fact give: statement (third person, starting with "
+                f"{owner_name}), first_person (the same fact as {owner_name} would say it), "
+                "attribute (a snake_case key such as job, employer, home_city, diet, pet, "
+                "sibling:sister, parent:dad, partner, likes, dislikes, allergy, hobby, "
+                "activity), value (the short answer), exclusive (true when a newer value "
+                "replaces an older one, as for home_city or employer; false for lists such "
+                "as likes) and memories (the numbers of the memories it comes from).",
+            ),
+            ChatMessage("user", f"Memories:\n{listing}\n\nList the facts (none is fine)."),
+        ]
 
 
 class LLMBioWriter:

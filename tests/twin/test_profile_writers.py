@@ -23,9 +23,11 @@ from twin.config import LLMSettings, load_settings
 from twin.llm.base import StructuredOutputError
 from twin.llm.factory import build_llm
 from twin.profile_writers import (
+    MAX_FACTS,
     LLMBioWriter,
     LLMFactExtractor,
     LLMTopicNamer,
+    fact_batch_reply,
     profile_builder,
     profile_writers,
 )
@@ -232,6 +234,43 @@ def test_replies_that_need_repair_are_repaired(store: MemoryStore, server: Route
     assert server.asked("FactBatchReply") == 2  # the truncated reply was asked for again
     assert {t.label for t in Profile(store).for_scope(Scope.OWNER).topics} == {"Sourdough baking"}
     assert Profile(store).for_scope(Scope.OWNER).topics[0].description == "Bread"
+
+
+def test_a_batch_whose_reply_is_cut_off_is_asked_again_in_halves(
+    store: MemoryStore, server: RoutedServer
+) -> None:
+    ids = persona_like_store(store)
+    lisbon = json.loads(FACTS)["facts"][0]
+
+    def extract(prompt: str) -> ScriptedReply:
+        # a model whose reply for more than six memories runs past max_tokens
+        if "[7]" in prompt:
+            return chat_reply('{"facts": [{"statement": "Iris Calder lives in')
+        return chat_reply(json.dumps({"facts": [{**lisbon, "memories": [1]}]}))
+
+    server.route("TopicNameReply", chat_reply(TOPIC))
+    server.route("FactBatchReply", extract)
+    server.route("BioReply", chat_reply(BIO))
+    report = llm_builder(store, server).build()  # one batch of all 25 memories
+
+    # 25 → 12 + 13 → 6 + 6 + 6 + 7 → 6 + 6 + 6 + 3 + 4: five halves answered, each citing
+    # its own first memory
+    answered = [p for p in server.prompts("FactBatchReply") if "[7]" not in p]
+    assert len(answered) == 5
+    cited = {m.id for f in Profile(store).for_scope(Scope.OWNER).facts for m in f.sources}
+    assert cited == {ids[0], ids[6], ids[12], ids[18], ids[21]}
+    assert report.facts_total >= 1
+
+
+def test_a_batch_may_hold_three_facts_a_memory() -> None:
+    fact = json.loads(FACTS)["facts"][0]
+    one = fact_batch_reply(1)
+    assert one.__name__ == "FactBatchReply"  # the title the model and the server see
+    assert one.model_json_schema()["properties"]["facts"]["maxItems"] == 3
+    assert len(one.model_validate({"facts": [fact] * 3}).facts) == 3
+    with pytest.raises(ValueError, match="at most 3"):
+        one.model_validate({"facts": [fact] * 4})
+    assert fact_batch_reply(30).model_json_schema()["properties"]["facts"]["maxItems"] == MAX_FACTS
 
 
 def test_a_reply_that_never_validates_fails_the_build_and_keeps_the_previous_profile(

@@ -21,6 +21,7 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -30,7 +31,8 @@ from memory.models import Memory
 from memory.store import MemoryStore
 from training.synthesize.extract import normalise
 from training.synthesize.samples import Sample, Split
-from twin.llm.base import LLM, ChatMessage, StructuredOutputError
+from training.synthesize.with_llm import SynthesisError
+from twin.llm.base import LLM, ChatMessage, LLMUnavailable, StructuredOutputError
 from twin.privacy import Audience
 from twin.tasks import (
     CoTStrategy,
@@ -210,7 +212,8 @@ def _groundable(memory: Memory) -> str:
 class JudgeScore(BaseModel):
     """A judge's score of one sample."""
 
-    score: int = Field(ge=1, le=5, description="5: correct, grounded, in the right voice")
+    # The scores as an enum, not a range: a grammar engine can hold a model to an enum.
+    score: Literal[1, 2, 3, 4, 5] = Field(description="5: correct, grounded, in the right voice")
     reason: str = Field(default="", max_length=300)
 
 
@@ -229,14 +232,21 @@ def judge_threshold(
     min_score: int = JUDGE_MIN_SCORE,
 ) -> Filtered:
     """Keep samples the judge scores at least `min_score`. A sample the judge cannot score
-    (no valid answer after its retries) is dropped and logged."""
+    (no valid answer after its retries) is dropped and logged. A judge that cannot be reached
+    stops the run at the first sample it fails (SynthesisError): unjudged data must not pass
+    as judged, and a dead server must not be waited on once per sample."""
     kept = []
-    for sample in samples:
+    for done, sample in enumerate(samples):
         try:
             score = judge.structured(judge_messages(sample, budget), JudgeScore).score
         except StructuredOutputError as exc:
             log.warning("the judge could not score sample %s: %s", sample.id, exc)
             continue
+        except LLMUnavailable as exc:
+            raise SynthesisError(
+                f"the judge model is unavailable (it scored {done} of {len(samples)} samples "
+                f"before): {exc}"
+            ) from exc
         if score >= min_score:
             kept.append(sample)
     return Filtered(kept, len(samples) - len(kept))

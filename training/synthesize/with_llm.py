@@ -7,7 +7,8 @@ ids that are not in the batch are dropped, and an item left with none is dropped
 is put in the audience's voice (to the owner "you"; to others the owner by name, then pronoun)
 in case the model wrote the owner's "I"; an answer that loses a key fact that way is dropped.
 What remains becomes drafts like the offline synthesizer's, and goes through the same assembly
-and filters.
+and filters. A model whose answers leave nothing usable at all is an error, not an empty share
+of the data.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from memory.models import Memory
 from training.synthesize.drafts import Draft
 from training.synthesize.material import Material
 from training.synthesize.samples import Split
-from twin.llm.base import LLM, ChatMessage, StructuredOutputError
+from twin.llm.base import LLM, ChatMessage, LLMUnavailable, StructuredOutputError
 from twin.privacy import AudienceKind
 from twin.tasks import TaskKind, Verdict
 
@@ -69,7 +70,8 @@ class SynthesisBatch(BaseModel):
 
 
 class SynthesisError(RuntimeError):
-    """The synthesizer model gave no usable answer for a batch of memories."""
+    """Synthesis cannot go on: the synthesizer model gave no usable answer for a batch of
+    memories, or the synthesizer or judge model cannot be reached."""
 
 
 class LLMSynthesizer:
@@ -93,23 +95,50 @@ class LLMSynthesizer:
         self.voice = material.voice
 
     def drafts(self) -> list[Draft]:
-        """Drafts from every batch of memories. Raises SynthesisError when the model gives no
-        valid batch for some memories (after the structured-output retries)."""
+        """Drafts from every batch of memories.
+
+        Raises SynthesisError when the model gives no valid batch for some memories (after
+        the structured-output retries), cannot be reached (at the first batch it fails: a
+        dead server is not asked again), or gives valid batches of which no item is usable:
+        a run configured with a synthesizer must not quietly train on none of its data.
+        """
         out: list[Draft] = []
+        items = 0
         memories = self.m.memories
         for start in range(0, len(memories), self.batch_memories):
             batch = memories[start : start + self.batch_memories]
-            out.extend(self.from_batch(batch))
+            answer = self.answer(batch)
+            items += len(answer.qa)
+            if self.kind == AudienceKind.OWNER:  # the others' examples are not asked for
+                items += len(answer.enhance) + len(answer.critic)
+            out.extend(self.from_answer(answer, batch))
+        if memories and not out:
+            wrote = (
+                f"none of the {items} item(s) it wrote cited a memory it was shown (by its id) "
+                "with the key facts in its answer"
+                if items
+                else "it wrote no items"
+            )
+            raise SynthesisError(
+                f"the synthesizer's answers for {len(memories)} memories gave no usable "
+                f"training data: {wrote}"
+            )
         return out
 
-    def from_batch(self, batch: Sequence[Memory]) -> list[Draft]:
+    def answer(self, batch: Sequence[Memory]) -> SynthesisBatch:
+        """The model's answer for one batch of memories (raises SynthesisError)."""
         try:
-            answer = self.llm.structured(self.messages(batch), SynthesisBatch)
+            return self.llm.structured(self.messages(batch), SynthesisBatch)
         except StructuredOutputError as exc:
             ids = ", ".join(m.id for m in batch)
             raise SynthesisError(
                 f"the synthesizer gave no valid training data for memories {ids}: {exc}"
             ) from exc
+        except LLMUnavailable as exc:
+            raise SynthesisError(f"the synthesizer model is unavailable: {exc}") from exc
+
+    def from_answer(self, answer: SynthesisBatch, batch: Sequence[Memory]) -> list[Draft]:
+        """The usable items of an answer, as drafts (the rest is dropped, see the module)."""
         known = {m.id: m for m in batch}
         drafts: list[Draft] = []
         for qa in answer.qa:

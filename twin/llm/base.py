@@ -20,6 +20,8 @@ from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ValidationError
 
+from twin.llm.schemas import grammar_schema, prompt_schema
+
 Role = Literal["system", "user", "assistant"]
 ModelT = TypeVar("ModelT", bound=BaseModel)
 T = TypeVar("T")
@@ -142,7 +144,11 @@ class ChatLLM(ABC):
     def _complete_json(
         self, messages: list[ChatMessage], json_schema: dict[str, Any], options: GenerationOptions
     ) -> str:
-        """A reply meant to be JSON matching `json_schema`; by default only the prompt asks."""
+        """A reply meant to be JSON matching `json_schema`; by default only the prompt asks.
+
+        `json_schema` is already fit for a grammar engine (`twin.llm.schemas.grammar_schema`):
+        a backend may hand it to one as it is.
+        """
         return self._complete(messages, options)
 
     def complete(
@@ -165,14 +171,18 @@ class ChatLLM(ABC):
     ) -> ModelT:
         """A reply parsed into `schema`, repaired and retried; never a partial object.
 
-        Raises StructuredOutputError when no reply validates within the allowed attempts.
+        The prompt shows the model the schema with all its bounds (`structured_prompt`); a
+        grammar engine gets it without the bounds it cannot take (`grammar_schema`); the
+        parse checks them all. Raises StructuredOutputError when no reply validates within
+        the allowed attempts.
         """
         resolved = self._resolve(options)
         json_schema = schema.model_json_schema()
+        constraint = grammar_schema(json_schema)
         conversation = structured_prompt(_checked(messages), json_schema)
         reply, error = "", ""
         for attempt in range(1, self.structured_attempts + 1):
-            reply = self._complete_json(conversation, json_schema, resolved)
+            reply = self._complete_json(conversation, constraint, resolved)
             try:
                 return parse_structured(reply, schema)
             except ValueError as exc:
@@ -277,10 +287,11 @@ def _checked(messages: Sequence[ChatMessage]) -> list[ChatMessage]:
 def structured_prompt(
     messages: Sequence[ChatMessage], json_schema: dict[str, Any]
 ) -> list[ChatMessage]:
-    """The conversation with the JSON instruction appended to the last user message."""
+    """The conversation with the JSON instruction appended to the last user message; the
+    schema is shown as `prompt_schema` gives it."""
     instruction = (
         "Reply with only a JSON object that matches this JSON schema, and no other text:\n"
-        + json.dumps(json_schema, ensure_ascii=False)
+        + json.dumps(prompt_schema(json_schema), ensure_ascii=False)
     )
     conversation = list(messages)
     if conversation and conversation[-1].role == "user":
@@ -319,7 +330,9 @@ def extract_json(reply: str) -> str:
     Takes the object out of code fences and surrounding prose, and fixes what models commonly
     get wrong: trailing commas, single-quoted strings, Python's True/False/None, unquoted
     keys, raw control characters (newlines, tabs) inside strings. It never completes a
-    truncated object. Raises ValueError when there is no object or it still is not JSON.
+    truncated object, nor takes an object nested in one for the reply (a reply cut off by
+    max_tokens would otherwise pass as its first inner object). Raises ValueError when there
+    is no object or it still is not JSON.
     """
     fenced = _FENCE.search(reply)
     text = fenced.group(1) if fenced and "{" in fenced.group(1) else reply
@@ -328,18 +341,24 @@ def extract_json(reply: str) -> str:
         raise ValueError("the reply contains no JSON object")
     first_error = ""
     for start in starts[:8]:
-        candidate = _normalise_json(text, start)
+        candidate, closed = _normalise_json(text, start)
         try:
             json.loads(candidate)
         except json.JSONDecodeError as exc:
+            if not closed:
+                # every later "{" lies inside this unfinished object
+                raise ValueError(
+                    first_error or f"the JSON object is cut off (it never closes; {exc.msg})"
+                ) from None
             first_error = first_error or f"not valid JSON ({exc.msg} at char {exc.pos})"
             continue
         return candidate
     raise ValueError(first_error)
 
 
-def _normalise_json(text: str, start: int) -> str:
-    """Strict JSON for the bracketed value starting at `start` (best effort, see above)."""
+def _normalise_json(text: str, start: int) -> tuple[str, bool]:
+    """Strict JSON for the bracketed value starting at `start` (best effort, see above), and
+    whether its brackets close before the text ends."""
     out: list[str] = []
     depth = 0
     i = start
@@ -356,7 +375,7 @@ def _normalise_json(text: str, start: int) -> str:
             depth -= 1
             out.append(c)
             if depth == 0:
-                return "".join(out)
+                return "".join(out), True
             i += 1
             continue
         elif c == ",":
@@ -377,7 +396,7 @@ def _normalise_json(text: str, start: int) -> str:
             continue
         out.append(c)
         i += 1
-    return "".join(out)
+    return "".join(out), False
 
 
 def _read_string(text: str, start: int) -> tuple[str, int]:

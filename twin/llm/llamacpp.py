@@ -107,10 +107,17 @@ class LlamaCppLLM(ChatLLM):
     def _complete_json(
         self, messages: list[ChatMessage], json_schema: dict[str, Any], options: GenerationOptions
     ) -> str:
-        grammar = self._grammar(json_schema)
         with self._lock:
+            grammar = self._grammar(json_schema)
             result = self._generate(messages, options, stream=False, grammar=grammar)
         return _message_content(result, self.model_path)
+
+    def schema_grammar(self, json_schema: dict[str, Any]) -> LlamaGrammar | None:
+        """The grammar llama.cpp builds for `json_schema`; None when it cannot (the converter
+        or llama.cpp's own grammar parser refuses it). Loads the model: the parser needs its
+        vocabulary."""
+        with self._lock:
+            return self._schema_grammar(json.dumps(json_schema))
 
     def _generate(
         self,
@@ -159,21 +166,47 @@ class LlamaCppLLM(ChatLLM):
         return self._llama
 
     def _grammar(self, json_schema: dict[str, Any]) -> LlamaGrammar:
-        """A grammar that only admits JSON matching the schema (cached per schema).
+        """A grammar that only admits JSON matching the schema (cached per schema); the
+        caller holds the lock.
 
-        Schemas the converter cannot express fall back to the generic JSON grammar; the
-        validation after generation still checks the details.
+        A schema llama.cpp cannot turn into a grammar gets the generic JSON grammar instead
+        (the validation after generation still checks the details): handing llama.cpp a
+        grammar its parser refused would crash the process.
         """
         from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
 
         key = json.dumps(json_schema)
         if key not in self._grammars:
-            try:
-                grammar = LlamaGrammar.from_json_schema(key, verbose=False)
-            except (AssertionError, ValueError, KeyError, RecursionError):
-                grammar = LlamaGrammar.from_string(JSON_GBNF, verbose=False)
-            self._grammars[key] = grammar
+            self._grammars[key] = self._schema_grammar(key) or LlamaGrammar.from_string(
+                JSON_GBNF, verbose=False
+            )
         return self._grammars[key]
+
+    def _schema_grammar(self, schema_json: str) -> LlamaGrammar | None:
+        """The schema's grammar if both the converter and llama.cpp's parser take it; the
+        caller holds the lock."""
+        from llama_cpp.llama_grammar import LlamaGrammar
+
+        try:
+            grammar = LlamaGrammar.from_json_schema(schema_json, verbose=False)
+        except (AssertionError, ValueError, KeyError, RecursionError):
+            return None
+        return grammar if self._parses(grammar) else None
+
+    def _parses(self, grammar: LlamaGrammar) -> bool:
+        """Whether llama.cpp's grammar parser accepts `grammar` (llama-cpp-python only parses
+        it when sampling, and then dereferences the refused grammar's null sampler)."""
+        import llama_cpp
+
+        vocab = llama_cpp.llama_model_get_vocab(self._model().model)
+        # `_grammar` and `_root` are the text and start rule llama-cpp-python itself passes.
+        sampler = llama_cpp.llama_sampler_init_grammar(
+            vocab, grammar._grammar.encode(), grammar._root.encode()
+        )
+        if not sampler:
+            return False
+        llama_cpp.llama_sampler_free(sampler)
+        return True
 
 
 def _message_content(result: Any, model_path: Path) -> str:

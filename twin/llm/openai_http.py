@@ -1,10 +1,14 @@
 """Any OpenAI-compatible chat server over HTTP: llama.cpp's server, vLLM, Ollama, OpenAI.
 
-Transient failures (connection errors, timeouts, 429, 5xx) are retried with exponential
-backoff, honouring Retry-After. Structured output asks the server for the strongest
-response format it accepts and remembers what it refused: `json_schema`, then `json_object`
-with the schema (llama-cpp-python turns that into a grammar), then plain `json_object`,
-then the prompt alone.
+A busy server (timeouts, 429, 5xx) is retried with exponential backoff, honouring
+Retry-After. A server that is gone (the connection refused, reset, or dropped mid-response)
+fails the call at once with `LLMUnavailable`, and is remembered as gone: later calls on it
+make one attempt, without retries, until it answers again.
+
+Structured output asks the server for the strongest response format it accepts:
+`json_schema`, then `json_object` with the schema (llama-cpp-python turns that into a
+grammar), then plain `json_object`, then the prompt alone. What a server refused is learnt
+once per process and shared by every client of that server (`twin.llm.servers`).
 """
 
 from __future__ import annotations
@@ -12,7 +16,6 @@ from __future__ import annotations
 import email.utils
 import json
 import re
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -28,6 +31,7 @@ from twin.llm.base import (
     LLMUnavailable,
     snippet,
 )
+from twin.llm.servers import ServerState, server_state
 
 # The response-format ladder, strongest first (see `_complete_json`).
 STRUCTURED_MODES = ("json_schema", "json_object+schema", "json_object", "prompt")
@@ -65,9 +69,7 @@ class OpenAICompatibleLLM(ChatLLM):
         self.max_backoff = max_backoff
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(timeout=timeout, headers=headers)
-        # index into the response-format ladder: formats the server refused are not retried
-        self._format_level = 0
-        self._format_lock = threading.Lock()
+        self._server: ServerState = server_state(self.base_url)
 
     @property
     def name(self) -> str:
@@ -75,8 +77,9 @@ class OpenAICompatibleLLM(ChatLLM):
 
     @property
     def structured_mode(self) -> str:
-        """How structured output is currently requested; refused modes are skipped."""
-        return STRUCTURED_MODES[self._format_level]
+        """How structured output is currently requested of this server (by any client);
+        modes it refused are skipped."""
+        return STRUCTURED_MODES[self._server.format_level]
 
     @property
     def endpoint(self) -> str:
@@ -94,8 +97,10 @@ class OpenAICompatibleLLM(ChatLLM):
         response = self._send(self._payload(messages, options, stream=True), stream=True)
         try:
             yield from self._sse_pieces(response)
-        except httpx.HTTPError as exc:
-            raise LLMError(f"the stream from {self.endpoint} broke off: {exc}") from exc
+        except httpx.TimeoutException as exc:
+            raise LLMError(f"the stream from {self.endpoint} stalled: {exc!r}") from exc
+        except httpx.TransportError as exc:
+            raise self._gone(exc) from exc
         finally:
             response.close()
 
@@ -103,7 +108,7 @@ class OpenAICompatibleLLM(ChatLLM):
         self, messages: list[ChatMessage], json_schema: dict[str, Any], options: GenerationOptions
     ) -> str:
         while True:
-            level = self._format_level
+            level = self._server.format_level
             payload = self._payload(messages, options, stream=False)
             response_format = _response_format(STRUCTURED_MODES[level], json_schema)
             if response_format is not None:
@@ -111,8 +116,7 @@ class OpenAICompatibleLLM(ChatLLM):
             try:
                 return self._reply_content(self._send(payload, stream=False))
             except _FormatRejected:
-                with self._format_lock:
-                    self._format_level = max(self._format_level, level + 1)
+                self._server.refused_format(level)
 
     def _payload(
         self, messages: list[ChatMessage], options: GenerationOptions, *, stream: bool
@@ -131,23 +135,31 @@ class OpenAICompatibleLLM(ChatLLM):
         return payload
 
     def _send(self, payload: dict[str, Any], *, stream: bool) -> httpx.Response:
-        """POST with retries; a successful response (open, when streaming) or an error."""
-        attempts = self.max_retries + 1
+        """POST, retrying a busy server; a successful response (open, when streaming).
+
+        Raises LLMUnavailable when the server is gone or stays busy, LLMError when it
+        rejects the request.
+        """
+        # A server known to be gone gets one attempt: a dead server must not cost each call
+        # the whole backoff.
+        attempts = 1 if self._server.down else self.max_retries + 1
         problem = ""
         for attempt in range(attempts):
             delay = min(self.max_backoff, self.backoff * 2**attempt)
             try:
                 request = self._client.build_request("POST", self.endpoint, json=payload)
                 response = self._client.send(request, stream=stream)
-            except httpx.TimeoutException as exc:
-                problem = f"timed out ({exc.__class__.__name__})"
-            except httpx.TransportError as exc:
-                problem = f"{exc.__class__.__name__}: {exc}"
-            else:
                 if response.status_code < 400:
+                    self._server.answered()
                     return response
                 body = response.read().decode("utf-8", errors="replace")
                 response.close()
+            except httpx.TimeoutException as exc:
+                problem = f"timed out ({exc.__class__.__name__})"
+            except httpx.TransportError as exc:
+                raise self._gone(exc) from exc
+            else:
+                self._server.answered()
                 self._raise_for_final_status(response.status_code, body, payload)
                 problem = f"HTTP {response.status_code}: {snippet(body)}"
                 requested = _retry_after(response, self.max_backoff)
@@ -157,6 +169,13 @@ class OpenAICompatibleLLM(ChatLLM):
         raise LLMUnavailable(
             f"{self.endpoint} did not answer successfully after {attempts} attempt(s): {problem}"
         )
+
+    def _gone(self, exc: httpx.TransportError) -> LLMUnavailable:
+        """The error for a server whose connection was refused, reset or dropped; every
+        client of the server learns that it is gone."""
+        reason = f"{exc.__class__.__name__}: {exc}"
+        self._server.went_down(reason)
+        return LLMUnavailable(f"{self.endpoint} is unreachable ({reason}); is the server running?")
 
     def _raise_for_final_status(self, status: int, body: str, payload: dict[str, Any]) -> None:
         """Raise for errors that retrying cannot fix; return for 429 and 5xx."""

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 
 import numpy as np
 import pytest
 
 from memory.models import Memory
 from memory.store import MemoryStore
+from tests.llm_servers import free_port
 from tests.training.synthesize.conftest import SECRET, ScriptedLLM
+from tests.twin.llm.scripted_server import ScriptedServer, chat_reply, hang_up
 from training.synthesize.filters import (
     FilterLimits,
     apply_filters,
@@ -20,6 +23,8 @@ from training.synthesize.filters import (
     length_and_format,
 )
 from training.synthesize.samples import Sample, Split
+from training.synthesize.with_llm import SynthesisError
+from twin.llm import OpenAICompatibleLLM
 from twin.privacy import Audience, AudienceKind
 from twin.tasks import (
     ContextMemory,
@@ -204,6 +209,26 @@ def test_the_judge_keeps_what_it_scores_high_enough(caplog: pytest.LogCaptureFix
     assert [s.id for s in out.kept] == ["fine"] and out.removed == 2
     assert "could not score" in caplog.text
     assert "[reply to score]\nIn May 2022." in judge.prompts[0]
+
+
+def test_a_judge_that_cannot_be_reached_stops_the_run_at_the_first_sample() -> None:
+    url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
+    judge = OpenAICompatibleLLM(url, "judge", max_retries=3, backoff=1.0)
+    samples = [sample("When?", f"In May 202{i}.", name=f"s{i}") for i in range(5)]
+    started = time.monotonic()
+    with pytest.raises(SynthesisError, match=rf"judge model is unavailable.*0 of 5.*{url}"):
+        judge_threshold(samples, judge, BUDGET)
+    assert time.monotonic() - started < 1.0
+
+
+def test_a_judge_that_goes_away_mid_run_stops_it_there(scripted_server: ScriptedServer) -> None:
+    score = chat_reply(json.dumps({"score": 5, "reason": "fine"}))
+    scripted_server.script(score, score, hang_up(), score)
+    judge = OpenAICompatibleLLM(scripted_server.url, "judge", max_retries=3, backoff=1.0)
+    samples = [sample("When?", f"In May 202{i}.", name=f"s{i}") for i in range(5)]
+    with pytest.raises(SynthesisError, match=r"it scored 2 of 5 samples before.*unreachable"):
+        judge_threshold(samples, judge, BUDGET)
+    assert len(scripted_server.requests) == 3  # no retries, and no sample after it
 
 
 def test_apply_filters_reports_each_filter_by_name(small_store: MemoryStore) -> None:

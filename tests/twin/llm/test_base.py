@@ -80,7 +80,9 @@ def test_extract_json_repairs_common_mistakes(reply: str, expected: dict) -> Non
     ("reply", "problem"),
     [
         ("I cannot answer that.", "no JSON object"),
-        ('{"mood": "calm", "energy": "hi', "not valid JSON"),  # truncated: never completed
+        ('{"mood": "calm", "energy": "hi', "cut off"),  # truncated: never completed
+        # cut off by max_tokens: the first inner object is not the reply
+        ('{"facts": [{"fact": "a", "memories": [1]}, {"fact": "b', "cut off"),
         ('{"mood": "calm" "energy": "high"}', "not valid JSON"),
     ],
 )

@@ -10,8 +10,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
 from tests.twin.llm.scenarios import MOOD, MORNING, MORNING_REPLY, Mood, Snapshot
+from training.synthesize.filters import JudgeScore
+from training.synthesize.with_llm import SynthesisBatch
 from twin.llm import (
     ChatMessage,
     GenerationOptions,
@@ -21,6 +24,17 @@ from twin.llm import (
     extract_json,
 )
 from twin.llm.base import structured_prompt
+from twin.llm.schemas import grammar_schema
+from twin.profile_writers import BioReply, FactBatchReply, TopicNameReply
+
+# Every schema the project asks a model to fill.
+PROJECT_SCHEMAS: list[type[BaseModel]] = [
+    TopicNameReply,
+    FactBatchReply,
+    BioReply,
+    SynthesisBatch,
+    JudgeScore,
+]
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +88,24 @@ def test_structured_is_constrained_by_the_schema_grammar(
         # valid as generated, no repair (llama.cpp's grammar may let a raw control
         # character into a string, which strict JSON forbids and the repair escapes)
         assert Snapshot.model_validate(json.loads(raw, strict=False))
+
+
+@pytest.mark.parametrize("schema", PROJECT_SCHEMAS, ids=lambda s: s.__name__)
+def test_every_schema_the_project_uses_becomes_a_llama_cpp_grammar(
+    schema: type[BaseModel], random_llm: LlamaCppLLM
+) -> None:
+    assert random_llm.schema_grammar(grammar_schema(schema.model_json_schema())) is not None
+
+
+def test_a_schema_llama_cpp_refuses_gets_the_plain_json_grammar(random_llm: LlamaCppLLM) -> None:
+    # BioReply as pydantic writes it: strings of up to 1500 characters, which llama.cpp's
+    # grammar parser refuses (handing it over as it is crashed the process)
+    refused = BioReply.model_json_schema()
+    assert random_llm.schema_grammar(refused) is None
+    reply = random_llm._complete_json(
+        MORNING, refused, random_llm._resolve(GenerationOptions(max_tokens=12))
+    )
+    assert reply.lstrip().startswith("{")
 
 
 def test_concurrent_callers_queue_instead_of_crashing(chat_llm: LlamaCppLLM) -> None:

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from pydantic import BaseModel, Field
 
-from tests.twin.llm.conftest import free_port
+from tests.llm_servers import free_port
 from tests.twin.llm.scenarios import MOOD, MORNING, MORNING_REPLY, Mood, Snapshot
 from tests.twin.llm.scripted_server import (
+    RecordedRequest,
     ScriptedReply,
     ScriptedServer,
     chat_reply,
     error_reply,
+    hang_up,
     sse_reply,
 )
 from twin.llm import (
@@ -66,10 +71,16 @@ async def test_llama_server_async(served: OpenAICompatibleLLM) -> None:
     assert "".join([piece async for piece in served.astream(MORNING)]) == MORNING_REPLY
 
 
-def test_unreachable_server_is_unavailable() -> None:
+def test_unreachable_server_is_unavailable_at_once() -> None:
     url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
-    with pytest.raises(LLMUnavailable, match=rf"{url}/chat/completions.*3 attempt"):
-        _client(url).complete(MORNING)
+    # with these retries a busy server would be waited on for 0.5 + 1 + 2 s
+    llm = _client(url, max_retries=3, backoff=0.5)
+    started = time.monotonic()
+    with pytest.raises(LLMUnavailable, match=rf"{url}/chat/completions is unreachable.*refused"):
+        llm.complete(MORNING)
+    with pytest.raises(LLMUnavailable, match="unreachable"):
+        llm.structured(MOOD, Mood)
+    assert time.monotonic() - started < 0.5
 
 
 # --- against the scripted stand-in ---------------------------------------------------------
@@ -107,6 +118,54 @@ def test_rate_limit_waits_as_long_as_retry_after_says(scripted_server: ScriptedS
     started = time.monotonic()
     assert _client(scripted_server.url).complete(MORNING) == "ok"
     assert time.monotonic() - started >= 0.4  # the backoff alone would wait 0.01 s
+
+
+def test_timeouts_are_retried(scripted_server: ScriptedServer) -> None:
+    scripted_server.script(ScriptedReply(200, "{}", delay=0.5), chat_reply("in time"))
+    assert _client(scripted_server.url, timeout=0.2).complete(MORNING) == "in time"
+    assert len(scripted_server.requests) == 2
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [hang_up(), hang_up(chat_reply("Green tea, always."), after=20)],
+    ids=["before answering", "mid-response"],
+)
+def test_a_server_that_hangs_up_is_unavailable_at_once(
+    reply: ScriptedReply, scripted_server: ScriptedServer
+) -> None:
+    scripted_server.script(reply, chat_reply("never sent"))
+    started = time.monotonic()
+    with pytest.raises(LLMUnavailable, match=rf"{scripted_server.url}.*unreachable"):
+        _client(scripted_server.url, max_retries=3, backoff=0.5).complete(MORNING)
+    assert time.monotonic() - started < 0.5
+    assert len(scripted_server.requests) == 1
+
+
+def test_a_stream_cut_off_midway_is_unavailable(scripted_server: ScriptedServer) -> None:
+    reply = sse_reply(["Green", " tea", ", always"])
+    keep_alive, role, green, *_ = reply.body.split("\n\n")
+    scripted_server.script(hang_up(reply, after=len(keep_alive + role + green) + 6))
+    pieces = []
+    with pytest.raises(LLMUnavailable, match=rf"{scripted_server.url}.*unreachable"):
+        pieces.extend(_client(scripted_server.url).stream(MORNING))
+    assert pieces == ["Green"]
+
+
+def test_a_server_found_gone_gets_one_attempt_until_it_answers(
+    scripted_server: ScriptedServer,
+) -> None:
+    scripted_server.script(hang_up(), error_reply(503, "still starting"))
+    with pytest.raises(LLMUnavailable, match="unreachable"):
+        _client(scripted_server.url).complete(MORNING)
+    # every client of the server knows: no retries while it is down...
+    with pytest.raises(LLMUnavailable, match=r"1 attempt.*HTTP 503"):
+        _client(scripted_server.url).complete(MORNING)
+    assert len(scripted_server.requests) == 2
+    # ...and once it answered, busy replies are retried again
+    scripted_server.script(error_reply(503, "busy"), chat_reply("back"))
+    assert _client(scripted_server.url).complete(MORNING) == "back"
+    assert len(scripted_server.requests) == 4
 
 
 def test_persistent_server_errors_give_up(scripted_server: ScriptedServer) -> None:
@@ -203,6 +262,76 @@ def test_prompt_only_when_no_format_is_accepted(scripted_server: ScriptedServer)
     assert llm.structured(MOOD, Mood).energy == "low"
     assert "response_format" not in scripted_server.requests[-1].payload
     assert llm.structured_mode == "prompt"
+
+
+def refuses_json_schema(request: RecordedRequest) -> ScriptedReply:
+    """llama-cpp-python's server: a 500 for a `json_schema` response format."""
+    response_format = request.payload.get("response_format") or {}
+    if response_format.get("type") == "json_schema":
+        return error_reply(500, "Unknown response_format type: json_schema")
+    return chat_reply(VALID_MOOD)
+
+
+def test_what_a_server_refused_is_learnt_once_for_all_its_clients(
+    scripted_server: ScriptedServer,
+) -> None:
+    scripted_server.respond(refuses_json_schema)
+    first, second = _client(scripted_server.url), _client(scripted_server.url)
+    assert first.structured(MOOD, Mood).mood == "busy"
+    assert len(scripted_server.requests) == 2  # the refusal, then the fallback
+    assert second.structured_mode == "json_object+schema"
+    assert second.structured(MOOD, Mood).mood == "busy"
+    assert len(scripted_server.requests) == 3
+
+    with ScriptedServer() as other:  # another server starts from the strongest format
+        other.respond(refuses_json_schema)
+        assert _client(other.url).structured_mode == "json_schema"
+        _client(other.url).structured(MOOD, Mood)
+        assert len(other.requests) == 2
+
+
+def test_clients_in_many_threads_learn_the_format_together(
+    scripted_server: ScriptedServer,
+) -> None:
+    scripted_server.respond(refuses_json_schema)
+    threads = 4
+    start = threading.Barrier(threads)
+
+    def work(_: int) -> list[Mood]:
+        start.wait()
+        # a new client for every call: what one learnt, all the later ones know
+        return [_client(scripted_server.url).structured(MOOD, Mood) for _ in range(3)]
+
+    with ThreadPoolExecutor(threads) as pool:
+        results = [m for batch in pool.map(work, range(threads)) for m in batch]
+    assert len(results) == 12 and all(m.mood == "busy" for m in results)
+    kinds = [r.payload["response_format"]["type"] for r in scripted_server.requests]
+    # only the calls already on their way when the first refusal came back asked for it
+    assert 1 <= kinds.count("json_schema") <= threads
+    assert kinds.count("json_object") == 12
+
+
+class Story(BaseModel):
+    """Bounds a grammar engine would expand into a thousand nested repetitions."""
+
+    text: str = Field(min_length=1, max_length=1500)
+    chapters: list[int] = Field(default_factory=list, max_length=1000)
+
+
+def test_the_server_gets_a_schema_without_big_bounds_and_the_reply_is_checked_in_full(
+    scripted_server: ScriptedServer,
+) -> None:
+    scripted_server.script(
+        chat_reply('{"text": "' + "x" * 1600 + '"}'), chat_reply('{"text": "short"}')
+    )
+    assert _client(scripted_server.url).structured(MORNING, Story).text == "short"
+    sent = scripted_server.requests[0].payload["response_format"]["json_schema"]["schema"]
+    assert sent["properties"]["text"] == {"minLength": 1, "title": "Text", "type": "string"}
+    assert "maxItems" not in sent["properties"]["chapters"]
+    # the prompt still shows the bound, and the retry says what was wrong
+    assert '"maxLength": 1500' in scripted_server.requests[0].payload["messages"][-1]["content"]
+    feedback = scripted_server.requests[1].payload["messages"][-1]["content"]
+    assert "text: String should have at most 1500 characters" in feedback
 
 
 def test_other_bad_requests_do_not_downgrade_the_format(scripted_server: ScriptedServer) -> None:
