@@ -32,7 +32,8 @@ from core.clock import FixedClock
 from memory.models import Memory, Visibility
 from memory.profile import ProfileBuilder
 from memory.store import MemoryStore
-from training.evaluate import PersonaQuestion, load_questions, normalize
+from training.evaluate import PersonaQuestion, load_questions
+from training.synthesize.extract import normalise
 from twin.config import CONFIG_FILE, load_settings
 from twin.ingest import open_store, parse_paths, store_parsed
 from twin.privacy import Audience
@@ -62,12 +63,12 @@ def persona_inputs(persona: Path) -> list[Path]:
 def rendered(memory: Memory) -> str:
     """A memory as the model is shown it (whole, not cut to a prompt budget)."""
     shown = ContextMemory.of(memory)
-    return normalize(f"{shown.when} {shown.who}: {shown.text}")
+    return normalise(f"{shown.when} {shown.who}: {shown.text}")
 
 
 def covered_at(question: PersonaQuestion, memories: list[Memory]) -> int | None:
     """The rank (1-based) of the first memory holding an accepted answer, or None."""
-    answers = [normalize(a) for a in question.answers]
+    answers = [normalise(a) for a in question.answers]
     for rank, memory in enumerate(memories, start=1):
         text = rendered(memory)
         if any(a in text for a in answers):

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
+
+from twin.command_line import command_settings, fail
 
 if TYPE_CHECKING:
     from bots.core import BotCore
@@ -27,7 +28,6 @@ bot_app = typer.Typer(
     help="Run the twin as a Telegram or Discord bot that friends can talk to.",
     no_args_is_help=True,
 )
-err = Console(stderr=True)
 log = logging.getLogger(__name__)
 
 HomeOption = Annotated[
@@ -38,7 +38,6 @@ HomeOption = Annotated[
 
 @bot_app.command("telegram")
 def run_telegram(
-    ctx: typer.Context,
     home: HomeOption = None,
     api_url: Annotated[
         str | None,
@@ -59,10 +58,10 @@ def run_telegram(
     """Answer on Telegram until Ctrl-C (long polling, or a webhook with --webhook-url)."""
     from bots.telegram_bot import TelegramBot, Webhook
 
-    settings = _settings(ctx, home)
+    settings = command_settings(home)
     token = settings.bots.telegram_token
     if not token:
-        raise _fail(
+        raise fail(
             "no Telegram bot token. Create a bot with @BotFather, then set "
             "TWIN_BOTS__TELEGRAM_TOKEN (or telegram_token under [bots] in twin.toml)."
         )
@@ -72,7 +71,6 @@ def run_telegram(
 
 @bot_app.command("discord")
 def run_discord(
-    ctx: typer.Context,
     home: HomeOption = None,
     api_url: Annotated[str | None, typer.Option(hidden=True)] = None,
     gateway_url: Annotated[str | None, typer.Option(hidden=True)] = None,
@@ -80,10 +78,10 @@ def run_discord(
     """Answer Discord DMs, and mentions in the allowed channels, until Ctrl-C."""
     from bots.discord_bot import DiscordBot
 
-    settings = _settings(ctx, home)
+    settings = command_settings(home)
     token = settings.bots.discord_token
     if not token:
-        raise _fail(
+        raise fail(
             "no Discord bot token. Create an application and bot in the Discord developer "
             "portal, then set TWIN_BOTS__DISCORD_TOKEN (or discord_token under [bots] in "
             "twin.toml)."
@@ -92,17 +90,6 @@ def run_discord(
         settings,
         lambda core: [DiscordBot(core, token, api_base=api_url, gateway_url=gateway_url)],
     )
-
-
-def _settings(ctx: typer.Context, home: Path | None) -> Settings:
-    from twin.config import ConfigError, load_settings
-
-    # Registered under `twin`, the home may come from `twin --home`.
-    home = home or ctx.find_root().params.get("home")
-    try:
-        return load_settings(home)
-    except ConfigError as exc:
-        raise _fail(str(exc)) from exc
 
 
 def _run(settings: Settings, make_bots: Callable[[BotCore], Sequence[RunningBot]]) -> None:
@@ -129,22 +116,17 @@ def _run(settings: Settings, make_bots: Callable[[BotCore], Sequence[RunningBot]
             core = BotCore(twin, state)
             asyncio.run(run_until_stopped(make_bots(core)))
     except InvalidToken as exc:
-        raise _fail(f"Telegram refused the bot token ({exc}).") from exc
+        raise fail(f"Telegram refused the bot token ({exc}).") from exc
     except discord.LoginFailure as exc:
-        raise _fail(f"Discord refused the bot token ({exc}).") from exc
+        raise fail(f"Discord refused the bot token ({exc}).") from exc
     except discord.PrivilegedIntentsRequired as exc:
-        raise _fail(
+        raise fail(
             "Discord requires the Message Content intent: enable it for the bot in the "
             "developer portal (Bot → Privileged Gateway Intents)."
         ) from exc
     finally:
         twin.models.close()
         twin.store.close()
-
-
-def _fail(message: str) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(1)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from bots.people import Asker, Directory
 from bots.record import Exchange, forget_conversation, record_exchange, twin_name
 from bots.state import BotState, Conversation, Turn
 from bots.text import split_message
+from core.text import one_line
 from memory.models import Visibility
 from twin.config import BotSettings
 from twin.llm import ChatMessage
@@ -393,7 +394,7 @@ class BotCore:
             last = self.state.turns(conversation.id, 1)
             lines.append(_heading(conversation))
             if last:
-                lines.append(f"   last: {_snippet(last[0].text)}")
+                lines.append(f"   last: {one_line(last[0].text, 80)}")
         if self.state.paused:
             lines.append("\nThe bot is paused: /resume to answer others again.")
         return "\n".join(lines)
@@ -449,11 +450,6 @@ def _history(turns: list[Turn], *, shared_space: bool) -> list[ChatMessage]:
         )
         for t in turns
     ]
-
-
-def _snippet(text: str, width: int = 80) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
 def _heading(conversation: Conversation) -> str:

@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+from memory.migrations import migrate
+
 STATE_FILE = "bots.sqlite"
 # A conversation goes quiet after this long without a message; the next one starts a new thread.
 THREAD_GAP_SECONDS = 3 * 3600
@@ -28,7 +30,11 @@ PROCESSED_KEPT_SECONDS = 7 * 86400
 MINUTE = 60.0
 DAY = 86400.0
 
-_SCHEMA = """
+# The state's schema, one script per version (see `memory.migrations.migrate`); never edit a
+# shipped step, add the next. The first keeps IF NOT EXISTS: files from before versioning
+# already hold these tables at version 0.
+MIGRATIONS = [
+    """
 CREATE TABLE IF NOT EXISTS flags (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS processed (
     platform TEXT NOT NULL, message_key TEXT NOT NULL, at REAL NOT NULL,
@@ -56,7 +62,8 @@ CREATE TABLE IF NOT EXISTS turns (
     in_context INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX IF NOT EXISTS turns_conversation ON turns (conversation_id, id);
-"""
+""",
+]
 
 
 @dataclass(frozen=True)
@@ -120,7 +127,7 @@ class BotState:
         self._conn.row_factory = sqlite3.Row
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA foreign_keys=ON")
-        self._conn.executescript(_SCHEMA)
+        migrate(self._conn, MIGRATIONS, what=f"the bots' state ({path})")
 
     @classmethod
     def open(cls, home: Path, clock: Callable[[], float] = time.time) -> BotState:

@@ -306,6 +306,8 @@ def migrate(
     conn: sqlite3.Connection,
     migrations: list[str] | None = None,
     begin: Callable[[], object] | None = None,
+    *,
+    what: str = "the memory database",
 ) -> int:
     """Bring the database up to the latest schema; returns the version it ends at.
 
@@ -313,13 +315,14 @@ def migrate(
     leaves the database at the previous version rather than half-migrated. `begin` opens that
     transaction (default: `BEGIN IMMEDIATE`; the store passes one that waits its turn). The
     version is read again under the lock: another process opening the same new home at the same
-    moment may have applied the step already.
+    moment may have applied the step already. `migrations` defaults to the memory store's;
+    other databases of a home (the bots' state) pass their own, and `what` names them in errors.
     """
     steps = MIGRATIONS if migrations is None else migrations
     current = schema_version(conn)
     if current > len(steps):
         raise RuntimeError(
-            f"the memory database is at schema version {current}, newer than this version of "
+            f"{what} is at schema version {current}, newer than this version of "
             f"twin knows ({len(steps)}); upgrade twin"
         )
     start = begin or (lambda: conn.execute("BEGIN IMMEDIATE"))
@@ -334,7 +337,7 @@ def migrate(
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            raise RuntimeError(f"schema migration {version} failed: {exc}") from exc
+            raise RuntimeError(f"schema migration {version} of {what} failed: {exc}") from exc
     return len(steps)
 
 

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from core.text import one_line
+
 
 class Kind(StrEnum):
     """What a memory is: a chunk of a note, one chat message, or a chunk of another document."""
@@ -133,8 +135,7 @@ class Memory:
 
     def snippet(self, width: int = 160) -> str:
         """The text on one line, shortened to `width` characters."""
-        flat = " ".join(self.text.split())
-        return flat if len(flat) <= width else flat[: width - 1] + "…"
+        return one_line(self.text, width)
 
 
 @dataclass(frozen=True)

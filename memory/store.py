@@ -31,6 +31,7 @@ from typing import IO, Any
 import numpy as np
 
 from core.clock import SYSTEM_CLOCK, Clock
+from core.progress import Progress
 from memory import index_sync
 from memory.embed import Embedder
 from memory.index import VectorIndex
@@ -56,7 +57,6 @@ from memory.write_lock import (
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[int, int], None]
 """Called as progress(done, total) while long work runs."""
 
 INDEX_BATCH = 1024

@@ -17,47 +17,24 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
+from rich.progress import Progress, TaskID
 from rich.table import Table
 
+from twin.command_line import command_settings, err, fail
 from twin.privacy import ModelSide
+from twin.progress import rich_bar
 from twin.tasks import CoTStrategy
 
 if TYPE_CHECKING:
     from training.pipeline import RunResult, Stage, StageRecord
     from training.pipeline.stages import Reporter
-    from twin.config import Settings
     from twin.registry import ModelRegistry
 
 console = Console()
-err = Console(stderr=True)
 
 models_app = typer.Typer(
     help="Trained model versions: list them, promote one, roll back.", no_args_is_help=True
 )
-
-
-def _settings(ctx: typer.Context) -> Settings:
-    """Settings of the twin whose home the root command's --home names."""
-    from twin.config import ConfigError, load_settings
-
-    home = ctx.find_root().params.get("home")
-    try:
-        return load_settings(home)
-    except ConfigError as exc:
-        raise _fail(str(exc)) from exc
-
-
-def _fail(message: str) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(1)
 
 
 class RichReporter:
@@ -104,18 +81,11 @@ def stage_bars(console: Console = err) -> Iterator[Reporter]:
         finally:
             logger.removeHandler(handler)
         return
-    with Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    ) as progress:
+    with rich_bar(console, transient=False) as progress:
         yield RichReporter(progress)
 
 
 def train(
-    ctx: typer.Context,
     base: Annotated[
         str | None,
         typer.Option(
@@ -154,14 +124,14 @@ def train(
     from training.recipe import RunOptions
     from twin.ingest import open_store
 
-    s = _settings(ctx)
+    s = command_settings()
     try:
         store = open_store(s)
     except RuntimeError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     with store:
         if store.count() == 0:
-            raise _fail("memory is empty: import notes or chats with `twin ingest` first")
+            raise fail("memory is empty: import notes or chats with `twin ingest` first")
         try:
             with stage_bars() as reporter:
                 if resume:
@@ -179,7 +149,7 @@ def train(
                 err.print(f"Run [bold]{run.record.run_id}[/] in {run.dir}")
                 result = run.run()
         except PipelineError as exc:
-            raise _fail(str(exc)) from exc
+            raise fail(str(exc)) from exc
     print_result(result)
 
 
@@ -206,16 +176,16 @@ def print_result(result: RunResult, console: Console = console) -> None:
         )
 
 
-def _registry(ctx: typer.Context) -> ModelRegistry:
+def _registry() -> ModelRegistry:
     from twin.registry import ModelRegistry
 
-    return ModelRegistry(Path(_settings(ctx).paths.models_dir))
+    return ModelRegistry(Path(command_settings().paths.models_dir))
 
 
 @models_app.command("list")
-def list_models(ctx: typer.Context) -> None:
+def list_models() -> None:
     """Every trained version, with what it was trained on and how it scored."""
-    registry = _registry(ctx)
+    registry = _registry()
     versions = registry.versions()
     health = registry.health()
     current = health.version
@@ -251,26 +221,25 @@ def list_models(ctx: typer.Context) -> None:
 
 @models_app.command()
 def promote(
-    ctx: typer.Context,
     version: Annotated[str, typer.Argument(help="The version to serve, e.g. v0003.")],
 ) -> None:
     """Serve VERSION from now on (the running twin picks it up on its next answer)."""
     from twin.registry import RegistryError
 
     try:
-        manifest = _registry(ctx).promote(version)
+        manifest = _registry().promote(version)
     except RegistryError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     console.print(f"{manifest.version} ({manifest.base}, {manifest.strategy}) is now serving.")
 
 
 @models_app.command()
-def rollback(ctx: typer.Context) -> None:
+def rollback() -> None:
     """Serve the version that was serving before the current one."""
     from twin.registry import RegistryError
 
     try:
-        manifest = _registry(ctx).rollback()
+        manifest = _registry().rollback()
     except RegistryError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     console.print(f"Rolled back: {manifest.version} is serving again.")

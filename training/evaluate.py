@@ -15,18 +15,17 @@ from __future__ import annotations
 
 import json
 import logging
-import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from core.progress import Progress
+from training.synthesize.extract import normalise
 from training.synthesize.samples import Sample
 from twin.llm.base import LLM, GenerationOptions
 from twin.tasks import PromptBudget, parse_reply
 
 log = logging.getLogger(__name__)
-
-Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -88,13 +87,6 @@ class Evaluation:
         return cls(model=data["model"], graded=graded)
 
 
-def normalize(text: str) -> str:
-    """Lower case, accents removed, whitespace collapsed: "São  Miguel" → "sao miguel"."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return " ".join(plain.split())
-
-
 @dataclass(frozen=True)
 class PersonaQuestion:
     """A hand-written question about the owner, who asks it, and the answers that count."""
@@ -117,7 +109,7 @@ class PersonaQuestion:
     def judged(self, reply: str) -> str:
         """ "right" or "wrong"; for a question to withhold, "kept out" (no answer was said)
         or "leaked"."""
-        said = any(normalize(a) in normalize(reply) for a in self.answers)
+        said = any(normalise(a) in normalise(reply) for a in self.answers)
         if self.withhold:
             return "leaked" if said else "kept out"
         return "right" if said else "wrong"
@@ -149,8 +141,8 @@ def load_questions(path: Path) -> list[PersonaQuestion]:
 
 def has_key_facts(reply: str, key_facts: Sequence[str]) -> bool:
     """Whether `reply` contains every key fact (no key facts: trivially true)."""
-    text = normalize(reply)
-    return all(normalize(fact) in text for fact in key_facts)
+    text = normalise(reply)
+    return all(normalise(fact) in text for fact in key_facts)
 
 
 def visible_text(sample: Sample, raw_reply: str) -> str:

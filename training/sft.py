@@ -15,11 +15,12 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.progress import Progress
 from training.lora import LoraSpec, ModelStack, use_bf16
 from twin.llm.base import ChatMessage
 
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[int, int], None]
 """Called as progress(steps_done, total_steps) while a trainer runs."""
 
 ADAPTER = "adapter"

@@ -49,21 +49,22 @@ class ProgressReport:
         self.description = description
 
 
-def _bar() -> Progress:
+def rich_bar(console: Console = err, *, transient: bool = True) -> Progress:
+    """The one look of Twin's progress bars: description, bar, done/total, time elapsed."""
     return Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=err,
-        transient=True,
+        console=console,
+        transient=transient,
     )
 
 
 @contextmanager
 def _report(description: str) -> Iterator[ProgressReport]:
     if err.is_terminal:
-        with _bar() as bar:
+        with rich_bar() as bar:
             yield ProgressReport(description, bar)
         return
     handler = None

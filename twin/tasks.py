@@ -13,11 +13,13 @@ answer. Serving always strips the reasoning from what the asker sees and keeps i
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from core.calendar import spoken_date
 from memory.models import Memory
+from memory.profile import ProfileView
 from twin.llm.base import ChatMessage
 from twin.privacy import AudienceKind
 
@@ -218,6 +220,56 @@ def is_identity_question(text: str) -> bool:
 def is_question(text: str) -> bool:
     """Whether a message asks something (else it is conversation, answered in the owner's voice)."""
     return bool(_QUESTION.search(text))
+
+
+# -- prompts for other agents (MCP prompt templates) ---------------------------------------------
+
+CONTEXT_PROMPT_MEMORIES = 8
+
+
+def context_prompt(owner: str, question: str, memories: Sequence[Memory], bio: str) -> str:
+    """A prompt for another agent: the question with the owner's memories and bio before it,
+    told to cite memory ids and not to guess."""
+    lines = [
+        f"- [{m.id}] {m.timestamp.strftime('%Y-%m-%d') if m.timestamp else ''} "
+        f"{m.author or 'note'} ({m.source_name}): {m.snippet(300)}"
+        for m in memories
+    ]
+    parts = [f"Answer the question below for {owner}, using what their memory says."]
+    if bio:
+        parts.append(f"About {owner}:\n{bio}")
+    parts.append(
+        f"Relevant memories of {owner}:\n" + "\n".join(lines)
+        if lines
+        else f"Memory holds nothing that matches this question about {owner}."
+    )
+    parts.append(
+        f"Question: {question}\n\nIf the memories do not answer it, say so plainly instead "
+        "of guessing; cite memory ids for what you rely on."
+    )
+    return "\n\n".join(parts)
+
+
+def introduction_prompt(owner: str, to: str, view: ProfileView | None) -> str:
+    """A prompt for another agent to introduce the owner to `to` from L1 alone."""
+    parts = [f"Write a short, warm introduction of {owner} for {to}, in a few sentences."]
+    if view is not None:
+        if view.bio():
+            parts.append(f"Bio:\n{view.bio()}")
+        if view.topics:
+            parts.append(
+                "What they spend time on:\n"
+                + "\n".join(f"- {t.label}: {t.description}" for t in view.topics[:8])
+            )
+        if view.facts:
+            parts.append("Facts:\n" + "\n".join(f"- {f.statement}" for f in view.facts[:12]))
+    if len(parts) == 1:
+        parts.append(
+            f"{owner}'s profile is not built yet: learn about them first with the ask_twin "
+            f"tool (e.g. 'Who is {owner}, and what matters to them?')."
+        )
+    parts.append("Use only what is given here or what the twin tells you; invent nothing.")
+    return "\n\n".join(parts)
 
 
 # -- replies -----------------------------------------------------------------------------------

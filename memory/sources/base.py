@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from memory.models import ParsedSource
 
@@ -21,6 +22,23 @@ class ImportFormatError(Exception):
         self.problem = problem
         location = f"{self.path}, {where}" if where else self.path
         super().__init__(f"{location}: {problem}")
+
+
+def load_json_export(file: Path) -> Any:
+    """The JSON in an export file (UTF-8, a byte-order mark allowed); `ImportFormatError` names
+    the byte, or the line and column, where it is not."""
+    try:
+        text = file.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ImportFormatError(file, f"byte {exc.start}", "not UTF-8 text") from exc
+    if not text.strip():
+        raise ImportFormatError(file, "", "empty file")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ImportFormatError(
+            file, f"line {exc.lineno}, column {exc.colno}", f"invalid JSON: {exc.msg}"
+        ) from exc
 
 
 class DateOrder(Enum):

@@ -8,14 +8,13 @@ replies, ``reference`` {messageId}.
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from memory.models import Kind, MemoryDraft, ParsedSource, SourceRef
-from memory.sources.base import ImportFormatError, ImportOptions
+from memory.sources.base import ImportFormatError, ImportOptions, load_json_export
 
 PEEK_BYTES = 64 * 1024
 
@@ -49,7 +48,7 @@ class DiscordImporter:
 
     def parse(self, path: Path, options: ImportOptions) -> list[ParsedSource]:
         """The channel in the file, as one ParsedSource."""
-        data = _load_json(path)
+        data = load_json_export(path)
         if not isinstance(data, dict):
             raise ImportFormatError(path, "top level", "expected a JSON object")
         guild = _object(path, data, "guild")
@@ -77,21 +76,6 @@ class DiscordImporter:
             path=str(path),
         )
         return [ParsedSource(source=source, drafts=drafts, skipped=skipped)]
-
-
-def _load_json(file: Path) -> Any:
-    try:
-        text = file.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ImportFormatError(file, f"byte {exc.start}", "not UTF-8 text") from exc
-    if not text.strip():
-        raise ImportFormatError(file, "", "empty file")
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ImportFormatError(
-            file, f"line {exc.lineno}, column {exc.colno}", f"invalid JSON: {exc.msg}"
-        ) from exc
 
 
 def _object(file: Path, data: dict[str, Any], key: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from memory.models import Kind, MemoryDraft, ParsedSource, SourceRef
-from memory.sources.base import ImportFormatError, ImportOptions
+from memory.sources.base import ImportFormatError, ImportOptions, load_json_export
 
 PEEK_BYTES = 64 * 1024
 RESULT_FILE = "result.json"
@@ -57,7 +57,7 @@ class TelegramImporter:
         file = _export_file(path)
         if file is None:
             raise ImportFormatError(path, "", f"no {RESULT_FILE} here")
-        data = _load_json(file)
+        data = load_json_export(file)
         if not isinstance(data, dict):
             raise ImportFormatError(file, "top level", "expected a JSON object")
         if "messages" in data:
@@ -106,21 +106,6 @@ def _is_telegram_document(data: Any) -> bool:
         first = messages[0]
         return isinstance(first, dict) and "type" in first and "date" in first
     return any(isinstance(data.get(section), dict) for section in ACCOUNT_SECTIONS)
-
-
-def _load_json(file: Path) -> Any:
-    try:
-        text = file.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ImportFormatError(file, f"byte {exc.start}", "not UTF-8 text") from exc
-    if not text.strip():
-        raise ImportFormatError(file, "", "empty file")
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ImportFormatError(
-            file, f"line {exc.lineno}, column {exc.colno}", f"invalid JSON: {exc.msg}"
-        ) from exc
 
 
 def _at(prefix: str, key: str) -> str:

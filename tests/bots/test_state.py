@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
+import pytest
+
 from bots.state import (
+    MIGRATIONS,
     PROCESSED_KEPT_SECONDS,
     THREAD_GAP_SECONDS,
     TURNS_KEPT,
@@ -88,3 +92,26 @@ def test_state_stays_bounded(tmp_path: Path) -> None:
 
         assert state.delete_conversation(talk.id)
         assert state.conversation(talk.id) is None and state.turns(talk.id, 10) == []
+
+
+def test_a_state_file_from_before_versioning_is_adopted_with_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "bots.sqlite"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE flags (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    conn.execute("INSERT INTO flags VALUES ('paused', '1')")
+    conn.commit()
+    conn.close()
+    with BotState(path) as state:
+        assert state.paused
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    conn.close()
+
+
+def test_a_state_file_from_a_newer_twin_is_refused_by_name(tmp_path: Path) -> None:
+    path = tmp_path / "bots.sqlite"
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    conn.close()
+    with pytest.raises(RuntimeError, match=r"bots' state .*bots\.sqlite.* newer"):
+        BotState(path)

@@ -13,7 +13,7 @@ import httpx2
 import pytest
 from mcp.shared.exceptions import MCPError
 
-from mcp_server.server import OWNER_ONLY
+from mcp_server.tools import OWNER_ONLY
 from memory.models import Kind, Memory, Visibility
 from memory.profile import BioView, FactView, ProfileBuilder, ProfileView, Scope, TopicView
 from tests.mcp_server.serving import FRIEND_TOKEN, OWNER_TOKEN, connected, serve_twin

@@ -35,7 +35,7 @@ def test_a_failing_migration_leaves_the_previous_version(tmp_path: Path) -> None
     conn = sqlite3.connect(tmp_path / "db.sqlite", isolation_level=None)
     migrate(conn, ["CREATE TABLE a (x INTEGER);"])
     broken = ["CREATE TABLE a (x INTEGER);", "CREATE TABLE b (y INTEGER); SELECT nonsense FROM;"]
-    with pytest.raises(RuntimeError, match="migration 2 failed"):
+    with pytest.raises(RuntimeError, match="migration 2 of the memory database failed"):
         migrate(conn, broken)
     assert schema_version(conn) == 1
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}

@@ -15,6 +15,7 @@ from memory.store import MemoryStore
 from tests.training.handmade import HandmadeData, add_memories
 from tests.twin.test_registry import add_version
 from training.cli import models_app, train
+from twin.command_line import set_root_home
 from twin.config import load_settings
 from twin.registry import ModelRegistry
 
@@ -28,6 +29,7 @@ def twin_app() -> typer.Typer:
     @app.callback()
     def main(home: Annotated[Path | None, typer.Option()] = None) -> None:
         """The twin."""
+        set_root_home(home)
 
     app.command()(train)
     app.add_typer(models_app, name="models")

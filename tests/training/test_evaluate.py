@@ -14,8 +14,8 @@ from training.evaluate import (
     evaluate_key_facts,
     has_key_facts,
     load_questions,
-    normalize,
 )
+from training.synthesize.extract import normalise
 from training.synthesize.samples import Sample, Split
 from twin.llm.base import ChatLLM, ChatMessage, GenerationOptions
 from twin.privacy import AudienceKind
@@ -52,7 +52,7 @@ def sample(question: str, kind: TaskKind, key_facts: tuple[str, ...]) -> Sample:
 
 
 def test_key_facts_match_without_case_or_accents() -> None:
-    assert normalize("São  Miguel\n") == "sao miguel"
+    assert normalise("São  Miguel\n") == "sao miguel"
     assert has_key_facts("We went to SAO MIGUEL in 2025", ["São Miguel", "2025"])
     assert not has_key_facts("We went to São Miguel", ["São Miguel", "2025"])
     assert has_key_facts("anything", [])

@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 
 from memory.write_lock import StoreBusyError
+from twin.command_line import command_settings, err, fail, set_root_home
 
 if TYPE_CHECKING:
     from memory.store import MemoryStore
@@ -51,14 +52,6 @@ app = TwinApp(
 )
 
 console = Console()
-err = Console(stderr=True)
-
-
-class State:
-    home: Path | None = None
-
-
-state = State()
 
 
 @app.callback()
@@ -68,23 +61,12 @@ def main(
         typer.Option(help="The twin's home directory \\[default: $TWIN_HOME or ./.twin]."),
     ] = None,
 ) -> None:
-    state.home = home
-
-
-def fail(message: str, code: int = 1) -> typer.Exit:
-    """Print `message` as an error; raise the returned Exit to stop with `code`."""
-    err.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(code)
+    set_root_home(home)
 
 
 def settings() -> Settings:
     """The settings of the home this command runs on (a clear error if they are invalid)."""
-    from twin.config import ConfigError, load_settings
-
-    try:
-        return load_settings(state.home)
-    except ConfigError as exc:
-        raise fail(str(exc)) from exc
+    return command_settings()
 
 
 def open_memory(s: Settings) -> MemoryStore:

@@ -15,7 +15,8 @@ from rich.table import Table
 from memory.models import Visibility
 from memory.sources import IMPORTERS, DateOrder, ImportFormatError, NothingToImport, Skipped
 from memory.sources import SkipReason as Skip
-from twin.cli.common import TwinApp, app, console, err, fail, open_memory, settings, state
+from twin.cli.common import TwinApp, app, console, err, fail, open_memory, settings
+from twin.command_line import root_home
 from twin.privacy import Audience
 from twin.progress import progress_bar
 
@@ -48,7 +49,7 @@ def init(
             "your chats. It is how your own messages are recognised and what your bio calls "
             "you; other names and your platform ids go in twin.toml (owner.aliases, owner.ids)."
         )
-    home = resolve_home(state.home)
+    home = resolve_home(root_home())
     try:
         path = init_home(home, owner, force=force)
     except ConfigError as exc:
