@@ -255,6 +255,12 @@ class Twin:
             problem = f"the {loaded.label} model failed: {exc}"
             return self._without_model(kind, relevant, evidence, search_similarity, problem)
         parsed = parse_reply(kind, raw)
+        if not parsed.answer.strip() and relevant:
+            # Reasoning and no answer (cut off, or a model repeating its think tag): saying
+            # "memory holds nothing" beside relevant memories would be false; show them instead.
+            log.warning("the %s model gave no answer; answering from retrieval", loaded.label)
+            problem = f"the {loaded.label} model gave no answer (only reasoning)"
+            return self._without_model(kind, relevant, evidence, search_similarity, problem)
         result = TwinReply(
             kind=kind,
             text=parsed.answer or nothing_found(audience.kind),

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
 
 from tests.twin_fixtures import promote_a_copy
+from twin.answerers import Choice
+from twin.llm.base import ChatLLM, ChatMessage, GenerationOptions
 from twin.privacy import Audience, AudienceKind
 from twin.service import Twin
 from twin.tasks import WITHHELD, TaskKind, nothing_found
@@ -80,3 +86,38 @@ def test_enhance_and_critique_run(persona_twin: Twin) -> None:
 def test_async_answer(persona_twin: Twin) -> None:
     reply = asyncio.run(persona_twin.aanswer("What's Biscuit?"))
     assert reply.found
+
+
+class OnlyReasoning(ChatLLM):
+    """A model stuck repeating its think tag: it never reaches an answer."""
+
+    def __init__(self) -> None:
+        super().__init__(GenerationOptions())
+
+    @property
+    def name(self) -> str:
+        return "only-reasoning"
+
+    def _complete(self, messages: list[ChatMessage], options: GenerationOptions) -> str:
+        return "<think>\n" * 20
+
+    def _stream(self, messages: list[ChatMessage], options: GenerationOptions) -> Iterator[str]:
+        yield self._complete(messages, options)
+
+
+def test_a_model_that_gives_no_answer_is_not_taken_for_empty_memory(
+    persona_twin: Twin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    choose = persona_twin.models.choose
+
+    def stuck(kind: AudienceKind) -> Choice:
+        choice = choose(kind)
+        assert choice.answerer is not None
+        return Choice(replace(choice.answerer, llm=OnlyReasoning()))
+
+    monkeypatch.setattr(persona_twin.models, "choose", stuck)
+    reply = persona_twin.answer("What happened to Biscuit's paw?")
+    # the memories about the paw are shown, and the faces are told the model failed
+    assert reply.text != nothing_found(Audience.owner().kind)
+    assert reply.text.startswith("(The closest memory:)") and reply.evidence
+    assert reply.model == "retrieval" and "gave no answer" in reply.model_problem
