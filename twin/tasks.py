@@ -16,12 +16,15 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from core.calendar import spoken_date
 from memory.models import Memory
-from memory.profile import ProfileView
 from twin.llm.base import ChatMessage
 from twin.privacy import AudienceKind
+
+if TYPE_CHECKING:
+    from memory.profile import ProfileView
 
 
 class TaskKind(StrEnum):
