@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import re
 import shutil
 import sys
 import tempfile
@@ -36,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.persona_coverage import newest_memory, persona_inputs
 from core.clock import Clock, FixedClock
+from memory.lexical import content_words as lexical_words
 from memory.models import Memory
 from memory.profile import FactView, Profile, ProfileBuilder, Scope
 from training.bases import DEFAULT_BASE, packaged_gguf
@@ -50,35 +50,6 @@ HAND_CHECKED = 10
 CONTEXT_SIZE = 4096
 MAX_TOKENS = 512
 SHOWN_CHARS = 300
-# Words a value may hold that say nothing of whether a memory supports it.
-STOP_WORDS = frozenset(
-    [
-        "a",
-        "an",
-        "and",
-        "at",
-        "by",
-        "for",
-        "from",
-        "her",
-        "his",
-        "i",
-        "in",
-        "is",
-        "it",
-        "my",
-        "of",
-        "on",
-        "or",
-        "our",
-        "she",
-        "the",
-        "their",
-        "they",
-        "to",
-        "with",
-    ]
-)
 
 
 def main() -> None:
@@ -183,7 +154,8 @@ def is_supported(fact: FactView) -> bool:
 
 
 def content_words(text: str) -> set[str]:
-    return {w for w in re.findall(r"\w+", text) if w not in STOP_WORDS}
+    """The words of `text` that carry a topic (retrieval's own stop words left out)."""
+    return set(lexical_words(text))
 
 
 def show_sample(name: str, facts: list[FactView]) -> None:

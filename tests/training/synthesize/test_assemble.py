@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable
+from dataclasses import replace
 
 from memory.models import Memory
 from memory.store import MemoryStore
@@ -65,7 +66,7 @@ def test_a_prompt_on_the_question_s_topic_always_gets_the_answer(
     # note is put in every time, never a "don't know" beside a memory on the topic asked
     draft = soup_question(small_store)
     lab = by_text(small_store, "Bergen Marine Station")
-    on_topic = Draft(**{**draft.__dict__, "text": "What do I say about rye bread and my work?"})
+    on_topic = replace(draft, text="What do I say about rye bread and my work?")
     for seed in range(20):
         assert assemble(small_store, [lab], on_topic, seed) == on_topic.answer
 
@@ -81,7 +82,7 @@ def test_another_memory_that_says_the_fact_answers_it(small_store: MemoryStore) 
     draft = soup_question(small_store)
     food = by_text(small_store, "mushroom soup")
     lab = by_text(small_store, "Bergen Marine Station")
-    elsewhere = Draft(**{**draft.__dict__, "support": (lab.id,), "key_facts": ("mushroom soup",)})
+    elsewhere = replace(draft, support=(lab.id,))
     for seed in range(10):
         assert assemble(small_store, [food], elsewhere, seed) == draft.answer
 
