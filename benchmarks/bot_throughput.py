@@ -42,7 +42,8 @@ from bots.telegram_bot import TelegramBot
 from memory.embed import SentenceTransformerEmbedder
 from memory.store import MemoryStore
 from tests.bots.fake_telegram import FakeTelegram, TelegramUser
-from tests.twin_fixtures import PERSONA, ingest_persona
+from tests.conftest import PERSONA
+from tests.twin_fixtures import ingest_persona
 from twin.config import BotSettings, load_settings
 from twin.profile_writers import profile_builder
 from twin.service import open_twin
@@ -54,7 +55,7 @@ def build_memory(home: Path, embedder: SentenceTransformerEmbedder) -> None:
     """The persona's memory and L1 profile, unless the home has them already."""
     if (home / "memory" / "memory.sqlite").exists():
         return
-    settings = ingest_persona(home, embedder)
+    settings = ingest_persona(home, PERSONA, embedder)
     with MemoryStore.open(settings.paths.memory_dir, embedder) as store:
         profile_builder(store, settings).build()
 

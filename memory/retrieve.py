@@ -68,6 +68,8 @@ class SearchHit:
     score: float
     lexical_rank: int | None = None
     dense_rank: int | None = None
+    # rank among the memories behind the L1 facts (and kin) the question matched
+    fact_rank: int | None = None
     # cosine similarity of the memory alone to the query (hybrid mode): how on-topic it is
     similarity: float | None = None
 
@@ -211,9 +213,7 @@ class Retriever:
                 if mode == "lexical"
                 else self._dense_ids(self._embed(query), n, flt)
             )
-            return self._hits(
-                ranked[:k], {mid: 1.0 / (r + 1) for r, mid in enumerate(ranked)}, {}, {}
-            )
+            return self._hits(ranked[:k], {mid: 1.0 / (r + 1) for r, mid in enumerate(ranked)})
 
         plan = self.plan(query, flt, asker)
         lexical = self._lexical_ids(plan.lexical, n, flt)
@@ -264,9 +264,10 @@ class Retriever:
         return self._hits(
             best,
             fused,
-            {mid: r for r, mid in enumerate(lexical)},
-            {mid: r for r, mid in enumerate(dense)},
-            dense_scores,
+            lex_rank={mid: r for r, mid in enumerate(lexical)},
+            dense_rank={mid: r for r, mid in enumerate(dense)},
+            fact_rank={mid: r for r, mid in enumerate(from_facts)},
+            similarity=dense_scores,
         )
 
     def plan(self, query: str, flt: MemoryFilter, asker: AskedBy = AskedBy.OWNER) -> QueryPlan:
@@ -568,16 +569,19 @@ class Retriever:
         self,
         ids: list[str],
         scores: dict[str, float],
-        lex_rank: dict[str, int],
-        dense_rank: dict[str, int],
+        *,
+        lex_rank: dict[str, int] | None = None,
+        dense_rank: dict[str, int] | None = None,
+        fact_rank: dict[str, int] | None = None,
         similarity: dict[str, float] | None = None,
     ) -> list[SearchHit]:
         return [
             SearchHit(
                 memory=m,
                 score=scores[m.id],
-                lexical_rank=lex_rank.get(m.id),
-                dense_rank=dense_rank.get(m.id),
+                lexical_rank=(lex_rank or {}).get(m.id),
+                dense_rank=(dense_rank or {}).get(m.id),
+                fact_rank=(fact_rank or {}).get(m.id),
                 similarity=(similarity or {}).get(m.id),
             )
             for m in self.store.get_many(ids)

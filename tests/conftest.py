@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +26,9 @@ PERSONA = Path(__file__).resolve().parents[1] / "examples" / "persona"
 # The sample persona's memories end in late November 2026: "now" for every test that needs one,
 # so that no test depends on the day it runs.
 PERSONA_NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+# A file with no date of its own (the persona's inbox.txt) is dated by its mtime, which a fresh
+# clone sets to the moment of checkout: the suite reads a copy with every file dated so.
+PERSONA_FILES_DATED = PERSONA_NOW - timedelta(days=1)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -60,7 +64,16 @@ def store(tmp_path: Path, embedder: SentenceTransformerEmbedder) -> Iterator[Mem
         yield opened
 
 
+def copy_persona(dest: Path) -> Path:
+    """A copy of the bundled sample persona at `dest`, every file dated `PERSONA_FILES_DATED`."""
+    shutil.copytree(PERSONA, dest)
+    dated = PERSONA_FILES_DATED.timestamp()
+    for path in dest.rglob("*"):
+        os.utime(path, (dated, dated))
+    return dest
+
+
 @pytest.fixture(scope="session")
-def persona_dir() -> Path:
-    """The bundled sample persona (Iris Calder)."""
-    return PERSONA
+def persona_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled sample persona (Iris Calder), as of its own day (see `copy_persona`)."""
+    return copy_persona(tmp_path_factory.mktemp("persona-files") / "persona")

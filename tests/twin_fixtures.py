@@ -30,10 +30,8 @@ from twin.privacy import ModelSide
 from twin.registry import Manifest, ModelFiles, ModelRegistry
 from twin.service import Twin
 
-PERSONA = Path(__file__).resolve().parents[1] / "examples" / "persona"
 
-
-def persona_inputs(persona: Path = PERSONA) -> list[Path]:
+def persona_inputs(persona: Path) -> list[Path]:
     """The persona's exports and notes folder, as `twin ingest` would be given them."""
     chats = [
         p for folder in ("telegram", "discord", "whatsapp") for p in (persona / folder).iterdir()
@@ -41,15 +39,15 @@ def persona_inputs(persona: Path = PERSONA) -> list[Path]:
     return [*sorted(chats), persona / "notes"]
 
 
-def ingest_persona(home: Path, embedder: SentenceTransformerEmbedder) -> Settings:
-    """A home at `home` with the persona's twin.toml and all its memory ingested."""
+def ingest_persona(home: Path, persona: Path, embedder: SentenceTransformerEmbedder) -> Settings:
+    """A home at `home` with the twin.toml and all the memory of the persona at `persona`."""
     home.mkdir(parents=True, exist_ok=True)
-    shutil.copy(PERSONA / "twin.toml", home / "twin.toml")
+    shutil.copy(persona / "twin.toml", home / "twin.toml")
     settings = load_settings(home)
     # stored as of the persona's day: whatever a test adds or trains later is newer
     stored_on = FixedClock(PERSONA_NOW)
     with MemoryStore.open(settings.paths.memory_dir, embedder, clock=stored_on) as store:
-        for parsed in parse_paths(persona_inputs(), settings):
+        for parsed in parse_paths(persona_inputs(persona), settings):
             store_parsed(store, parsed, settings)
     return settings
 
@@ -108,10 +106,12 @@ def promote_a_copy(registry: ModelRegistry) -> str:
 
 @pytest.fixture(scope="session")
 def persona_home_template(
-    tmp_path_factory: pytest.TempPathFactory, embedder: SentenceTransformerEmbedder
+    tmp_path_factory: pytest.TempPathFactory,
+    persona_dir: Path,
+    embedder: SentenceTransformerEmbedder,
 ) -> Path:
     home = tmp_path_factory.mktemp("persona") / "home"
-    ingest_persona(home, embedder)
+    ingest_persona(home, persona_dir, embedder)
     return home
 
 

@@ -342,9 +342,14 @@ class Twin:
 
 
 def is_relevant(hit: SearchHit) -> bool:
-    """Whether a retrieved memory is about the query at all (shares a word with it, or is
-    close in meaning): the rule for what goes into a prompt, in serving and in training."""
-    return hit.lexical_rank is not None or (hit.similarity or 0.0) >= RELEVANCE_FLOOR
+    """Whether a retrieved memory is about the query at all (shares a word with it, stands
+    behind an L1 fact that does, or is close in meaning): the rule for what goes into a
+    prompt, in serving and in training."""
+    return (
+        hit.lexical_rank is not None
+        or hit.fact_rank is not None
+        or (hit.similarity or 0.0) >= RELEVANCE_FLOOR
+    )
 
 
 def open_twin(

@@ -21,13 +21,16 @@ from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import yaml
 
 from memory.models import Kind, MemoryDraft, ParsedSource, SourceRef, Visibility, content_hash
 from memory.sources.base import ImportFormatError, ImportOptions
 from memory.sources.whatsapp import looks_like_whatsapp
+
+if TYPE_CHECKING:
+    from pypdf import DocumentInformation
 
 MARKDOWN_SUFFIXES = frozenset({".md", ".markdown"})
 TEXT_SUFFIXES = frozenset({".txt"})
@@ -146,8 +149,8 @@ def _read_note(file: Path) -> tuple[Kind, str, FrontMatter, Iterator[Paragraph]]
     """What kind of memory the file gives, its title, front matter and paragraphs (read as
     they are consumed)."""
     if file.suffix.lower() in PDF_SUFFIXES:
-        title, paragraphs = _read_pdf(file)
-        return Kind.DOCUMENT, title or file.stem, FrontMatter(), paragraphs
+        title, created, paragraphs = _read_pdf(file)
+        return Kind.DOCUMENT, title or file.stem, FrontMatter(timestamp=created), paragraphs
     lines = _text_lines(file)
     if file.suffix.lower() not in MARKDOWN_SUFFIXES:
         return Kind.NOTE, file.stem, FrontMatter(), _paragraphs(lines, markdown=False)
@@ -186,8 +189,9 @@ def _text_lines(file: Path) -> Iterator[str]:
             yield line.rstrip("\r\n")
 
 
-def _read_pdf(file: Path) -> tuple[str | None, Iterator[Paragraph]]:
-    """The PDF's title (from its metadata) and its paragraphs, one section per page."""
+def _read_pdf(file: Path) -> tuple[str | None, datetime | None, Iterator[Paragraph]]:
+    """The PDF's title and creation date (from its metadata) and its paragraphs, one section
+    per page. The creation date is the document's own; a copy's mtime is when it was copied."""
     from pypdf import PdfReader  # imported here: only PDF imports pay for it
 
     try:
@@ -196,6 +200,7 @@ def _read_pdf(file: Path) -> tuple[str | None, Iterator[Paragraph]]:
             reader.decrypt("")
         metadata = reader.metadata
         title = metadata.title if metadata else None
+        created = _pdf_created(metadata)
         pages = [page.extract_text() or "" for page in reader.pages]
     # pypdf reports a damaged file through many exception types, not only PdfReadError.
     except Exception as exc:
@@ -205,7 +210,20 @@ def _read_pdf(file: Path) -> tuple[str | None, Iterator[Paragraph]]:
         for number, text in enumerate(pages, start=1)
         for paragraph in _paragraphs(iter(text.split("\n")), markdown=False)
     )
-    return (title.strip() if isinstance(title, str) and title.strip() else None), paragraphs
+    title = title.strip() if isinstance(title, str) and title.strip() else None
+    return title, created, paragraphs
+
+
+def _pdf_created(metadata: DocumentInformation | None) -> datetime | None:
+    """The metadata's creation date in UTC (a date without a zone is taken as UTC), or None
+    when there is none or it does not parse: a bad date is not a reason to refuse a PDF."""
+    try:
+        created = metadata.creation_date if metadata else None
+    except ValueError:
+        return None
+    if created is None:
+        return None
+    return created.replace(tzinfo=UTC) if created.tzinfo is None else created.astimezone(UTC)
 
 
 def _split_front_matter(file: Path, lines: Iterator[str]) -> tuple[FrontMatter, Iterator[str]]:

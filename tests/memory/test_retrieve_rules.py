@@ -202,6 +202,9 @@ def test_a_question_matching_a_fact_reaches_the_memories_behind_it(store: Memory
     assert [m.fact.attribute for m in plan.facts][:1] == ["employer"]
     hits = retriever(store).search(question, k=3, flt=FRIEND, asker=AskedBy.OTHER)
     assert "Botanic Garden" in top(hits)[0]
+    # the hit says it came through the fact: serving keeps it in the prompt for that reason
+    assert hits[0].fact_rank == 0
+    assert all(hit.fact_rank is None for hit in hits[1:])
     before = retriever(store, BEFORE).search(question, k=3, flt=FRIEND, asker=AskedBy.OTHER)
     with_facts = retriever(store, replace(BEFORE, facts=True, owner_aware=True))
     assert "Botanic Garden" not in top(before)[0]

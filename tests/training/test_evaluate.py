@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.twin_fixtures import PERSONA
+from tests.conftest import PERSONA
 from training.evaluate import (
     Evaluation,
     PersonaQuestion,

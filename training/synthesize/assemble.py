@@ -11,6 +11,13 @@ own `ContextMemory` builder. When that context misses the memory a draft's answe
 - otherwise the memory is put in for `SUPPORT_INSERT_RATE` of the samples (the model learns to
   read the answer from its context) and left out of the rest, whose reply then says the twin
   does not know: it must not claim what its prompt does not show.
+
+Serving puts only relevant memories in a prompt, and retrieval (with L1 as an index) nearly
+always finds what a question rests on, so the rule above alone leaves almost no "don't know"
+to learn from. `UNANSWERABLE_SHARE` of the questions are therefore asked beside what retrieval
+found for them minus everything that could answer them (the supporting memories, any memory
+that says a key fact, any memory on the question's topic), and the reply says the twin does
+not know (not those on L1 facts: serving's L1 index finds what they rest on).
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from memory.store import MemoryStore
 from training.synthesize.drafts import Draft
 from training.synthesize.extract import normalise
 from training.synthesize.samples import Sample
+from training.synthesize.templates import is_l1_fact_template
 from twin.privacy import Audience
 from twin.service import is_relevant
 from twin.tasks import (
@@ -40,6 +48,7 @@ from twin.tasks import (
 )
 
 SUPPORT_INSERT_RATE = 0.8
+UNANSWERABLE_SHARE = 0.12
 NO_SUPPORT_STEPS = ("None of these memories answers the question.",)
 
 
@@ -107,7 +116,8 @@ class Assembler:
 
     def _sample(self, draft: Draft, query: str, supports: dict[str, Memory]) -> Sample:
         found = tuple(ContextMemory.of(m) for m in self.search.memories(query))
-        context = self._with_support(found, draft, supports)
+        unanswerable = self._unanswerable(found, draft)
+        context = unanswerable or self._with_support(found, draft, supports)
         request = TaskRequest(
             kind=draft.kind,
             owner=self.owner,
@@ -145,6 +155,27 @@ class Assembler:
             origin=draft.origin,
             template=draft.template,
         )
+
+    def _unanswerable(
+        self, context: tuple[ContextMemory, ...], draft: Draft
+    ) -> tuple[ContextMemory, ...] | None:
+        """For `UNANSWERABLE_SHARE` of the questions that rest on memory, `context` without
+        whatever could answer it; None for the rest, or when nothing would be left. Questions
+        on L1 facts are always answered: serving's L1 index finds what they rest on."""
+        if draft.kind != TaskKind.MEMORY_QA or not draft.support or not draft.key_facts:
+            return None
+        if is_l1_fact_template(draft.template):
+            return None
+        if self.rng.random() >= UNANSWERABLE_SHARE:
+            return None
+        left = tuple(
+            c
+            for c in context
+            if c.id not in draft.support
+            and not any(_says(c, (fact,)) for fact in draft.key_facts)
+            and not _on_topic((c,), draft.text, self.owner)
+        )
+        return left or None
 
     def _with_support(
         self, context: tuple[ContextMemory, ...], draft: Draft, supports: dict[str, Memory]

@@ -10,8 +10,11 @@ from typing import Any
 import pytest
 
 
-def pdf_bytes(pages: list[list[str]], title: str | None = None) -> bytes:
-    """A valid PDF with one Helvetica text line per entry of each page, and a correct xref."""
+def pdf_bytes(
+    pages: list[list[str]], title: str | None = None, created: str | None = None
+) -> bytes:
+    """A valid PDF with one Helvetica text line per entry of each page, and a correct xref;
+    `title` and `created` (a PDF date string, "D:20240301120000Z") go in its metadata."""
     objects: list[bytes] = []
     page_count = len(pages)
     font_number = 3 + 2 * page_count
@@ -40,7 +43,10 @@ def pdf_bytes(pages: list[list[str]], title: str | None = None) -> bytes:
             b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream"
         )
     objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
-    objects.append(f"<< /Title ({title}) >>".encode() if title else b"<< >>")
+    info = ([f"/Title ({title})"] if title else []) + (
+        [f"/CreationDate ({created})"] if created else []
+    )
+    objects.append(f"<< {' '.join(info)} >>".encode())
 
     out = bytearray(b"%PDF-1.4\n")
     offsets = []

@@ -248,6 +248,21 @@ def test_unclosed_front_matter_and_bad_date_are_errors(importer, write_text):
     assert_error(exc, path, "line 2")
 
 
+def test_a_pdf_is_dated_by_its_creation_date_not_its_copy(importer, tmp_path):
+    dated = tmp_path / "dated.pdf"
+    dated.write_bytes(pdf_bytes([["Coral cover 40%"]], created="D:20240301120000+01'00'"))
+    undated = tmp_path / "undated.pdf"
+    undated.write_bytes(pdf_bytes([["Coral cover 40%"]], created="not a date"))
+    for path in (dated, undated):
+        os.utime(path, (1700000000, 1700000000))
+
+    [from_metadata] = importer.parse(dated, ImportOptions())
+    [from_mtime] = importer.parse(undated, ImportOptions())
+
+    assert from_metadata.drafts[0].timestamp == datetime(2024, 3, 1, 11, 0, tzinfo=UTC)
+    assert from_mtime.drafts[0].timestamp == datetime.fromtimestamp(1700000000, UTC)
+
+
 def test_corrupt_pdf_is_an_error_naming_it(importer, tmp_path):
     whole = pdf_bytes([["Some text"]], title="Broken")
     path = tmp_path / "broken.pdf"

@@ -14,10 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from core.clock import FixedClock
 from memory.embed import SentenceTransformerEmbedder
 from memory.models import Kind, MemoryDraft, ParsedSource, SourceRef, Visibility
 from memory.profile import Profile, ProfileBuilder
 from memory.store import MemoryStore
+from tests.conftest import PERSONA_NOW
 from tests.twin.llm.scripted_server import ScriptedServer
 from training.synthesize import Fact
 from twin.config import load_settings
@@ -126,7 +128,7 @@ def persona_store(
     shutil.copytree(persona_home_template, home)
     settings = load_settings(home)
     with MemoryStore.open(settings.paths.memory_dir, embedder) as store:
-        ProfileBuilder(store, settings.owner.name).build()
+        ProfileBuilder(store, settings.owner.name, clock=FixedClock(PERSONA_NOW)).build()
         yield store
 
 

@@ -240,7 +240,8 @@ def test_questions_on_l1_facts_are_chosen_first(
     )
     assert len(small.split(Split.TRAIN)) <= 40
     # a tenth of the data, and still a question on every fact the full data asks about
-    assert on_facts(small) == on_facts(owner_data) != set()
+    assert on_facts(owner_data) <= on_facts(small)
+    assert on_facts(owner_data) != set()
 
 
 def test_filters_report_what_they_removed(owner_data: Dataset, shared_data: Dataset) -> None:
