@@ -23,8 +23,6 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-import yaml
-
 from memory.models import Kind, MemoryDraft, ParsedSource, SourceRef, Visibility, content_hash
 from memory.sources.base import ImportFormatError, ImportOptions
 from memory.sources.whatsapp import looks_like_whatsapp
@@ -240,6 +238,8 @@ def _split_front_matter(file: Path, lines: Iterator[str]) -> tuple[FrontMatter, 
         block.append(line)
     else:
         raise ImportFormatError(file, "line 1", "front matter is not closed by a '---' line")
+    import yaml  # here: every `twin` command loads the importers, few read front matter
+
     try:
         data = yaml.safe_load("\n".join(block))
     except yaml.YAMLError as exc:

@@ -3,7 +3,6 @@ and `twin serve mcp` for the MCP server alone (stdio, for desktop agents)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import TYPE_CHECKING, Annotated
 
@@ -48,6 +47,8 @@ def serve(
     on the schedule in twin.toml."""
     if ctx.invoked_subcommand is not None:
         return
+    import asyncio  # here, like the rest: every `twin` command loads this module
+
     from bots.serve import run_until_stopped
     from bots.state import BotState
     from mcp_server.http import ServeError

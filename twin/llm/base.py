@@ -9,21 +9,23 @@ a worker thread so an event loop is never blocked.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
-
-from pydantic import BaseModel, ValidationError
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from twin.llm.schemas import grammar_schema, prompt_schema
 
+# asyncio and pydantic are imported where they are used: every `twin` command imports this
+# module (through twin.tasks), and `twin --help` should not pay for them.
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
 Role = Literal["system", "user", "assistant"]
-ModelT = TypeVar("ModelT", bound=BaseModel)
+ModelT = TypeVar("ModelT", bound="BaseModel")
 T = TypeVar("T")
 
 SNIPPET_CHARS = 300
@@ -208,6 +210,8 @@ class ChatLLM(ABC):
         self, messages: Sequence[ChatMessage], options: GenerationOptions | None = None
     ) -> str:
         """`complete` in a worker thread."""
+        import asyncio
+
         return await asyncio.to_thread(self.complete, list(messages), options)
 
     async def astructured(
@@ -217,12 +221,16 @@ class ChatLLM(ABC):
         options: GenerationOptions | None = None,
     ) -> ModelT:
         """`structured` in a worker thread."""
+        import asyncio
+
         return await asyncio.to_thread(self.structured, list(messages), schema, options)
 
     async def astream(
         self, messages: Sequence[ChatMessage], options: GenerationOptions | None = None
     ) -> AsyncIterator[str]:
         """`stream` driven by a worker thread; pieces arrive on the event loop as they come."""
+        import asyncio
+
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[tuple[str | None, BaseException | None]] = asyncio.Queue()
         stop = threading.Event()
@@ -310,6 +318,8 @@ def retry_instruction(error: str) -> str:
 
 def parse_structured(reply: str, schema: type[ModelT]) -> ModelT:
     """Repair the JSON in `reply` and validate it; ValueError says what is wrong."""
+    from pydantic import ValidationError
+
     candidate = extract_json(reply)
     try:
         return schema.model_validate_json(candidate)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
@@ -18,6 +19,7 @@ from twin.llm import (
     TransformersLLM,
     build_llm,
 )
+from twin.llm.factory import BACKENDS
 
 
 def test_llamacpp_settings(chat_gguf_path: Path) -> None:
@@ -82,3 +84,8 @@ def test_building_never_loads_the_model(tmp_path: Path) -> None:
 def test_incomplete_settings_are_config_errors(settings: LLMSettings, problem: str) -> None:
     with pytest.raises(ConfigError, match=problem):
         build_llm(settings)
+
+
+def test_every_backend_the_settings_accept_is_registered() -> None:
+    accepted = set(get_args(LLMSettings.model_fields["backend"].annotation))
+    assert accepted == {"none", *BACKENDS}
