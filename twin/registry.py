@@ -63,6 +63,8 @@ class ModelMetrics(BaseModel):
     held_out_reward_accuracy: float | None = None
     key_fact_accuracy: float | None = None
     key_fact_graded: int | None = None
+    # the untuned base on the same held-out samples: what fine-tuning must beat to be served
+    base_key_fact_accuracy: float | None = None
     accuracy_by_kind: dict[str, float] = Field(default_factory=dict)
 
     def merged(self, newer: ModelMetrics) -> ModelMetrics:

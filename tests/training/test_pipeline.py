@@ -27,6 +27,7 @@ from training.pipeline import (
     TrainingRun,
 )
 from training.pipeline.artifacts import RunFolder
+from training.pipeline.stages import worse_than_base
 from training.recipe import RunOptions, fast_recipe
 from training.sft import TrainReport
 from training.synthesize.samples import Split
@@ -35,7 +36,7 @@ from twin.config import Settings, load_settings
 from twin.llm.base import GenerationOptions
 from twin.llm.hf_transformers import TransformersLLM
 from twin.privacy import AudienceKind, ModelSide
-from twin.registry import ModelRegistry
+from twin.registry import ModelMetrics, ModelRegistry
 
 # f32 is served (exact parity with transformers); q8_0 is its fallback
 QUANTS = ["f32", "q8_0"]
@@ -319,6 +320,49 @@ def test_no_promote_registers_without_serving(trained: Trained, tiny_qwen2_dir: 
     assert registry.current_version() == "v0001"
     assert [m.version for m in registry.versions()] == ["v0001", "v0002"]
     assert registry.manifest("v0002").notes == f"run {second.record.run_id}"
+
+
+def test_a_full_run_is_served_only_when_it_beats_the_untuned_base(
+    trained: Trained, tiny_qwen2_dir: Path
+) -> None:
+    registry = ModelRegistry(trained.settings.paths.models_dir)
+    before = registry.current_version()
+    run = TrainingRun.create(
+        trained.settings,
+        trained.store,
+        options(tiny_qwen2_dir, fast=False),
+        data=HandmadeData(),
+        recipe=LEARNING,
+        clock=CLOCK,
+    )
+    result = run.run()
+    for side in ModelSide:
+        measured = result.metrics[side]
+        assert measured.base_key_fact_accuracy is not None, side
+        assert registry.manifest(result.version or "").metric(side) == measured
+    evaluated = run.stage_dir(Stage.EVALUATE)
+    assert {p.name for p in evaluated.iterdir()} == {
+        "done.json",
+        *(f"{side}.json" for side in ModelSide),
+        *(f"base-{side}.json" for side in ModelSide),
+    }, "the base's GGUF is not kept"
+    reason = worse_than_base(result.metrics)
+    assert result.promoted == (reason is None)
+    if reason:
+        assert registry.current_version() == before
+        assert reason in run.folder.done(Stage.REGISTER).summary
+
+
+def test_a_model_worse_than_its_base_is_named() -> None:
+    better = ModelMetrics(key_fact_accuracy=0.5, base_key_fact_accuracy=0.25)
+    level = ModelMetrics(key_fact_accuracy=0.25, base_key_fact_accuracy=0.25)
+    worse = ModelMetrics(key_fact_accuracy=0.0, base_key_fact_accuracy=0.4)
+    unmeasured = ModelMetrics(key_fact_accuracy=0.0)
+    assert worse_than_base({ModelSide.SHARED: better, ModelSide.OWNER: level}) is None
+    assert worse_than_base({ModelSide.SHARED: unmeasured, ModelSide.OWNER: level}) is None
+    assert worse_than_base({ModelSide.SHARED: better, ModelSide.OWNER: worse}) == (
+        "the owner model is right on 0% of its held-out samples, the untuned base on 40%"
+    )
 
 
 def test_a_missing_base_fails_before_any_work(

@@ -13,7 +13,7 @@ from typing import Protocol
 
 from memory.store import MemoryFilter, MemoryStore
 from training.dpo import HELD_OUT_ACCURACY, Preference, train_dpo
-from training.evaluate import evaluate_key_facts
+from training.evaluate import Evaluation, evaluate_key_facts
 from training.export import export_stack
 from training.lora import ModelStack
 from training.pipeline.artifacts import (
@@ -27,7 +27,7 @@ from training.pipeline.artifacts import (
 from training.pipeline.data import DataRequest, TrainingData
 from training.recipe import Recipe
 from training.sft import TrainReport, train_sft
-from training.synthesize.samples import Dataset, PreferencePair, Split
+from training.synthesize.samples import Dataset, PreferencePair, Sample, Split
 from twin.config import Settings
 from twin.llm import LlamaCppLLM
 from twin.privacy import ModelSide
@@ -213,39 +213,70 @@ def export(ctx: RunContext) -> StageResult:
 
 
 def evaluate(ctx: RunContext) -> StageResult:
-    """Each served model on its held-out samples: does the reply carry the key facts?"""
+    """Each served model on its held-out samples: does the reply carry the key facts? A full
+    run also asks the untuned base the same (exported as the served models are), which
+    `register` holds the models to; a smoke run is not a useful twin and skips it."""
     recipe = ctx.recipe
     served = ctx.quantizations[0]
+    stage_dir = ctx.folder.stage_dir(Stage.EVALUATE)
+    base_gguf = None
+    if not ctx.record.options.fast:
+        base_gguf = stage_dir / f"base.{served}.gguf"
+        if not base_gguf.is_file():
+            export_stack(ModelStack(ctx.base), {served: base_gguf})
     summary, metrics = [], {}
-    for side in SIDES:
-        held_out = ctx.folder.dataset(side).split(Split.TEST)[: recipe.eval_samples]
-        llm = LlamaCppLLM(
-            ctx.folder.export_path(side, served),
-            threads=ctx.threads,
-            context_size=recipe.context_size,
-        )
-        try:
-            evaluation = evaluate_key_facts(
-                llm,
-                held_out,
-                recipe.budget,
-                max_new_tokens=recipe.max_new_tokens,
-                name=str(side),
-                progress=ctx.reporter.progress,
+    try:
+        for side in SIDES:
+            held_out = ctx.folder.dataset(side).split(Split.TEST)[: recipe.eval_samples]
+            evaluation = _key_facts(ctx, ctx.folder.export_path(side, served), held_out, str(side))
+            evaluation.save(stage_dir / f"{side}.json")
+            base = None
+            if base_gguf is not None:
+                base = _key_facts(ctx, base_gguf, held_out, f"base ({side} samples)")
+                base.save(stage_dir / f"base-{side}.json")
+            metrics[side] = ModelMetrics(
+                key_fact_accuracy=round(evaluation.accuracy, 4),
+                key_fact_graded=len(evaluation.graded),
+                base_key_fact_accuracy=round(base.accuracy, 4) if base else None,
+                accuracy_by_kind={k: round(v, 4) for k, v in evaluation.by_kind().items()},
             )
-        finally:
-            llm.close()
-        evaluation.save(ctx.folder.stage_dir(Stage.EVALUATE) / f"{side}.json")
-        metrics[side] = ModelMetrics(
-            key_fact_accuracy=round(evaluation.accuracy, 4),
-            key_fact_graded=len(evaluation.graded),
-            accuracy_by_kind={k: round(v, 4) for k, v in evaluation.by_kind().items()},
-        )
-        summary.append(
-            f"{side}: key-fact accuracy {evaluation.accuracy:.2f} "
-            f"on {len(evaluation.graded)} held-out samples"
-        )
+            against = f" (untuned base {base.accuracy:.2f})" if base else ""
+            summary.append(
+                f"{side}: key-fact accuracy {evaluation.accuracy:.2f}{against} "
+                f"on {len(evaluation.graded)} held-out samples"
+            )
+    finally:
+        if base_gguf is not None:
+            base_gguf.unlink(missing_ok=True)  # as big as a served model, and made again cheaply
     return StageResult("; ".join(summary), metrics)
+
+
+def _key_facts(ctx: RunContext, gguf: Path, samples: list[Sample], name: str) -> Evaluation:
+    llm = LlamaCppLLM(gguf, threads=ctx.threads, context_size=ctx.recipe.context_size)
+    try:
+        return evaluate_key_facts(
+            llm,
+            samples,
+            ctx.recipe.budget,
+            max_new_tokens=ctx.recipe.max_new_tokens,
+            name=name,
+            progress=ctx.reporter.progress,
+        )
+    finally:
+        llm.close()
+
+
+def worse_than_base(metrics: dict[ModelSide, ModelMetrics]) -> str | None:
+    """Why the run's models must not be served, or None: a model that is right on fewer
+    held-out samples than the untuned base would make the twin worse than no training."""
+    for side, measured in metrics.items():
+        trained, base = measured.key_fact_accuracy, measured.base_key_fact_accuracy
+        if trained is not None and base is not None and trained < base:
+            return (
+                f"the {side} model is right on {trained:.0%} of its held-out samples, "
+                f"the untuned base on {base:.0%}"
+            )
+    return None
 
 
 def register(
@@ -277,10 +308,12 @@ def register(
         models[side] = ModelFiles(ggufs=ggufs, adapters=adapters)
     manifest = manifest_for(ctx, target.name, models, metrics, seconds)
     ctx.registry.register(manifest)
-    if ctx.record.options.promote:
-        ctx.registry.promote(manifest.version)
-    state = "promoted to current" if ctx.record.options.promote else "registered (not promoted)"
-    return StageResult(f"{manifest.version} {state}")
+    if not ctx.record.options.promote:
+        return StageResult(f"{manifest.version} registered (not promoted)")
+    if reason := worse_than_base(metrics):
+        return StageResult(f"{manifest.version} registered, not promoted: {reason}")
+    ctx.registry.promote(manifest.version)
+    return StageResult(f"{manifest.version} promoted to current")
 
 
 def manifest_for(
