@@ -35,7 +35,7 @@ class RunOptions:
 
     # A packaged base's name, a model folder, a .gguf file or a hub id.
     base: str = DEFAULT_BASE
-    strategy: CoTStrategy = CoTStrategy.STRONG
+    strategy: CoTStrategy = CoTStrategy.WEAK
     # torch and llama.cpp threads; 0 = every core
     threads: int = 0
     # a minute-long smoke run (a few samples, one pass); the result is not a useful twin
