@@ -8,9 +8,9 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from memory.models import Visibility
+from twin.job_store import next_retraining
 from twin.privacy import Audience, ModelSide
 from twin.registry import ModelMetrics
-from twin.schedule import next_retraining
 from twin.service import Twin
 
 NO_SCHEDULE = (

@@ -22,9 +22,9 @@ from training.pipeline import TrainingRun
 from training.recipe import RunOptions
 from twin.config import ConfigError, Settings, load_settings
 from twin.ingest import open_store
+from twin.job_store import JOBS_TABLE, RETRAIN_JOB, job_store_url, next_retraining
 from twin.profile_writers import profile_builder
 from twin.registry import ModelRegistry
-from twin.schedule import JOBS_TABLE, RETRAIN_JOB, job_store_url, next_retraining
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from memory.store import MemoryStore
 from tests.twin_fixtures import register_model
 from training.schedule import RetrainScheduler, decide, retrain_if_needed
 from twin.config import ConfigError, load_settings
+from twin.job_store import next_retraining
 from twin.registry import ModelRegistry
-from twin.schedule import next_retraining
 
 
 def test_retraining_is_needed_without_a_model_with_new_memories_and_after_forgetting(

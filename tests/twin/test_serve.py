@@ -15,7 +15,7 @@ from pathlib import Path
 from tests.mcp_server.serving import OWNER_TOKEN, connected
 from tests.twin_fixtures import register_model
 from twin.config import load_settings
-from twin.schedule import next_retraining
+from twin.job_store import next_retraining
 
 
 def free_port() -> int:

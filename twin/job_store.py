@@ -1,4 +1,4 @@
-"""Where the retraining schedule is kept, and when it runs next.
+"""Where the retraining job is kept (an APScheduler job store in SQLite), and when it runs next.
 
 The scheduler itself lives with training (`training.schedule`); serving only needs to say when
 the next retraining is due, which it reads straight from the job table, so that serving never
