@@ -27,7 +27,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.served_model import default_gguf
-from twin.llm.llamacpp import default_threads
+from lm.llamacpp import default_threads
 
 MEMORIES = (
     "2026-03-15 Iris Calder: Lisbon half done! 1:52:41, legs are jelly, Biscuit was "

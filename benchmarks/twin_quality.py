@@ -33,6 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from lm.base import GenerationOptions
 from memory.embed import SentenceTransformerEmbedder
 from memory.store import MemoryStore
 from training.evaluate import has_key_facts, load_questions
@@ -43,7 +44,6 @@ from training.pipeline.artifacts import RunFolder
 from training.synthesize.samples import Sample, Split
 from twin.answerers import TwinModels
 from twin.config import Settings, load_settings
-from twin.llm.base import GenerationOptions
 from twin.privacy import Audience, ModelSide
 from twin.registry import Manifest, ModelFiles, ModelRegistry
 from twin.service import Twin, is_relevant

@@ -30,9 +30,9 @@ from bots.record import Exchange, forget_conversation, record_exchange, twin_nam
 from bots.state import BotState, Conversation, Turn
 from bots.text import split_message
 from core.text import one_line
+from lm import ChatMessage
 from memory.models import Visibility
 from twin.config import BotSettings
-from twin.llm import ChatMessage
 from twin.privacy import Audience
 from twin.service import Twin, TwinReply
 

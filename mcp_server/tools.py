@@ -16,6 +16,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
+from lm import LLMError
 from mcp_server.access import current_audience, current_caller, narrower
 from mcp_server.schemas import (
     AudienceName,
@@ -28,7 +29,6 @@ from mcp_server.schemas import (
     TwinAnswer,
 )
 from memory.models import Visibility
-from twin.llm import LLMError
 from twin.privacy import Audience, AudienceKind, ModelSide
 from twin.registry import RegistryError
 from twin.service import Twin

@@ -20,7 +20,7 @@ from core.clock import FixedClock
 from memory.embed import SentenceTransformerEmbedder
 from memory.store import MemoryStore
 
-pytest_plugins = ["tests.model_fixtures", "tests.twin_fixtures"]
+pytest_plugins = ["tests.model_fixtures", "tests.lm_fixtures", "tests.twin_fixtures"]
 
 PERSONA = Path(__file__).resolve().parents[1] / "examples" / "persona"
 # The sample persona's memories end in late November 2026: "now" for every test that needs one,

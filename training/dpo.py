@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lm.base import ChatMessage
 from training.lora import ModelStack
 from training.sft import (
     REPORT,
@@ -29,7 +30,6 @@ from training.sft import (
     save_adapter,
     trainer_arguments,
 )
-from twin.llm.base import ChatMessage
 
 if TYPE_CHECKING:
     from datasets import Dataset as HFDataset

@@ -20,9 +20,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from core.progress import Progress
+from lm.base import LLM, GenerationOptions
 from training.synthesize.extract import normalise
 from training.synthesize.samples import Sample
-from twin.llm.base import LLM, GenerationOptions
 from twin.tasks import PromptBudget, parse_reply
 
 log = logging.getLogger(__name__)

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.progress import Progress
+from lm.base import ChatMessage
 from training.lora import LoraSpec, ModelStack, use_bf16
-from twin.llm.base import ChatMessage
 
 if TYPE_CHECKING:
     from transformers import TrainerCallback

@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from twin.llm import LLM, GenerationOptions, LlamaCppLLM, LLMUnavailable
+from lm import LLM, GenerationOptions, LlamaCppLLM, LLMUnavailable
 from twin.privacy import AudienceKind, ModelSide
 from twin.registry import PROMOTE_HINT, Health, Manifest, ModelRegistry
 from twin.tasks import CoTStrategy, PromptBudget

@@ -16,13 +16,14 @@ from datetime import datetime
 from typing import Protocol
 
 from core.clock import SYSTEM_CLOCK, Clock
+from lm import ChatMessage, LLMError
 from memory.models import Kind, Memory, SourceRef, Visibility
 from memory.profile import Profile
 from memory.retrieve import Retriever, SearchHit
 from memory.store import MemoryStore
 from twin.answerers import Answerer, TwinModels
 from twin.config import Settings
-from twin.llm import ChatMessage, LLMError, build_llm
+from twin.llm_factory import build_llm
 from twin.privacy import Audience, OutputGuard
 from twin.registry import ModelRegistry
 from twin.tasks import (

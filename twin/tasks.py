@@ -19,8 +19,8 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from core.calendar import spoken_date
+from lm.base import ChatMessage
 from memory.models import Memory
-from twin.llm.base import ChatMessage
 from twin.privacy import AudienceKind
 
 if TYPE_CHECKING:

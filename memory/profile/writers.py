@@ -1,8 +1,9 @@
 """The parts of an L1 build a language model can do better than the offline methods.
 
 Each is a small protocol. The offline implementations live beside it in this package
-(`KeywordTopicNamer`, `PatternFactExtractor`, `TemplateBioWriter`); LLM-backed ones live in
-`twin.profile_writers`. The builder only ever hands a writer what the scope being built may see.
+(`KeywordTopicNamer`, `PatternFactExtractor`, `TemplateBioWriter`), the LLM-backed ones in
+`memory.profile.llm_writers`. The builder only ever hands a writer what the scope being built
+may see.
 """
 
 from __future__ import annotations

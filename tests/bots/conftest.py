@@ -13,12 +13,12 @@ import pytest
 
 from bots.core import BotCore, Chat, Handled, Incoming, Outcome
 from bots.state import BotState
+from lm import ChatLLM, ChatMessage, GenerationOptions
 from memory.embed import SentenceTransformerEmbedder
 from memory.store import MemoryStore
 from tests.bots.fake_telegram import TelegramUser
 from twin.answerers import Answerer, TwinModels
 from twin.config import BotSettings, load_settings
-from twin.llm import ChatLLM, ChatMessage, GenerationOptions
 from twin.registry import ModelRegistry
 from twin.service import Twin
 from twin.tasks import CoTStrategy, PromptBudget

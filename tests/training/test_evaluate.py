@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from lm.base import ChatLLM, ChatMessage, GenerationOptions
 from tests.conftest import PERSONA
 from training.evaluate import (
     Evaluation,
@@ -17,7 +18,6 @@ from training.evaluate import (
 )
 from training.synthesize.extract import normalise
 from training.synthesize.samples import Sample, Split
-from twin.llm.base import ChatLLM, ChatMessage, GenerationOptions
 from twin.privacy import AudienceKind
 from twin.tasks import ContextMemory, PromptBudget, TaskKind, TaskRequest
 

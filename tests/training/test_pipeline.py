@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from core.clock import FixedClock
+from lm.base import GenerationOptions
+from lm.hf_transformers import TransformersLLM
 from memory.embed import SentenceTransformerEmbedder
 from memory.models import SourceRef, Visibility
 from memory.store import MemoryStore
@@ -33,8 +35,6 @@ from training.sft import TrainReport
 from training.synthesize.samples import Split
 from twin.answerers import TwinModels
 from twin.config import Settings, load_settings
-from twin.llm.base import GenerationOptions
-from twin.llm.hf_transformers import TransformersLLM
 from twin.privacy import AudienceKind, ModelSide
 from twin.registry import ModelMetrics, ModelRegistry
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from lm.base import ChatMessage
+from lm.hf_transformers import TransformersLLM
 from training.dpo import HELD_OUT_ACCURACY, Preference, train_dpo
 from training.lora import LoraSpec, ModelStack, cpu_has_bf16
 from training.sft import Hyperparameters, TrainReport, train_sft
-from twin.llm.base import ChatMessage
-from twin.llm.hf_transformers import TransformersLLM
 
 SYSTEM = ChatMessage("system", "You are the AI twin of Ada.")
 TAUGHT = {

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from memory.embed import SentenceTransformerEmbedder
 from memory.models import Visibility
 from memory.store import MemoryStore
-from tests.twin.llm.scripted_server import ScriptedServer, chat_reply
+from tests.lm.scripted_server import ScriptedServer, chat_reply
 from twin.cli import app
 from twin.config import load_settings
 from twin.ingest import parse_paths, store_parsed

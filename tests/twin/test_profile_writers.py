@@ -9,28 +9,27 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from lm.base import StructuredOutputError
 from memory.models import Visibility
 from memory.profile import Profile, ProfileBuilder, Scope
-from memory.store import MemoryStore
-from tests.memory.profile.corpus import OWNER, Line, ingest, themed
-from tests.twin.llm.scripted_server import (
-    RecordedRequest,
-    ScriptedReply,
-    ScriptedServer,
-    chat_reply,
-)
-from twin.config import LLMSettings, load_settings
-from twin.llm.base import StructuredOutputError
-from twin.llm.factory import build_llm
-from twin.profile_writers import (
+from memory.profile.llm_writers import (
     MAX_FACTS,
     LLMBioWriter,
     LLMFactExtractor,
     LLMTopicNamer,
     fact_batch_reply,
-    profile_builder,
-    profile_writers,
 )
+from memory.store import MemoryStore
+from tests.lm.scripted_server import (
+    RecordedRequest,
+    ScriptedReply,
+    ScriptedServer,
+    chat_reply,
+)
+from tests.memory.profile.corpus import OWNER, Line, ingest, themed
+from twin.config import LLMSettings, load_settings
+from twin.llm_factory import build_llm
+from twin.profile_writers import profile_builder, profile_writers
 
 SCHEMAS = ("TopicNameReply", "FactBatchReply", "BioReply")
 # Embedding runs torch single-threaded (see `torch_single_thread`).

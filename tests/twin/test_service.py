@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 
 import pytest
 
+from lm.base import ChatLLM, ChatMessage, GenerationOptions
 from memory.models import Kind, Memory, Visibility
 from memory.retrieve import SearchHit
 from tests.twin_fixtures import promote_a_copy
 from twin.answerers import Choice
-from twin.llm.base import ChatLLM, ChatMessage, GenerationOptions
 from twin.privacy import Audience, AudienceKind
 from twin.service import RELEVANCE_FLOOR, Twin, is_relevant
 from twin.tasks import WITHHELD, TaskKind, nothing_found

@@ -43,7 +43,7 @@ class SynthesizedData:
         from memory.profile import Profile
         from training.synthesize import SynthesisLimits, synthesize
         from training.synthesize.material import Fact
-        from twin.llm import build_llm
+        from twin.llm_factory import build_llm
 
         audience = request.side.audience
         profile = Profile(store, self.settings.owner.name).for_audience(audience.visibilities)

@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+from lm import LlamaCppLLM
 from memory.store import MemoryFilter, MemoryStore
 from training.dpo import HELD_OUT_ACCURACY, Preference, train_dpo
 from training.evaluate import Evaluation, evaluate_key_facts
@@ -29,7 +30,6 @@ from training.recipe import Recipe
 from training.sft import TrainReport, train_sft
 from training.synthesize.samples import Dataset, PreferencePair, Sample, Split
 from twin.config import Settings
-from twin.llm import LlamaCppLLM
 from twin.privacy import ModelSide
 from twin.registry import Manifest, ModelFiles, ModelMetrics, ModelRegistry
 from twin.tasks import PromptBudget, render_messages

@@ -25,6 +25,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from lm.base import LLM
 from memory.models import OwnerIdentity
 from memory.store import MemoryStore
 from training.synthesize.assemble import Assembler, ServingSearch
@@ -39,7 +40,6 @@ from training.synthesize.samples import Dataset, PreferencePair, Sample, Split
 from training.synthesize.templates import is_l1_fact_template
 from training.synthesize.with_llm import LLMSynthesizer, SynthesisError
 from twin.config import Pronouns
-from twin.llm.base import LLM
 from twin.privacy import Audience
 from twin.tasks import CoTStrategy, PromptBudget, TaskKind, excerpt
 

@@ -23,6 +23,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from datetime import timedelta
 
+from lm.base import ChatMessage
 from memory.models import Kind, Memory
 from training.synthesize.drafts import Draft
 from training.synthesize.extract import (
@@ -35,7 +36,6 @@ from training.synthesize.extract import (
 from training.synthesize.material import Material
 from training.synthesize.samples import Split
 from training.synthesize.voice import QuestionForm, to_first_person
-from twin.llm.base import ChatMessage
 from twin.privacy import AudienceKind
 from twin.tasks import TaskKind
 

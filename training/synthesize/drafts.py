@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lm.base import ChatMessage
 from training.synthesize.samples import Split
-from twin.llm.base import ChatMessage
 from twin.tasks import TaskKind, Verdict
 
 

@@ -27,12 +27,12 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from core.calendar import MONTH_NAMES
+from lm.base import LLM, ChatMessage, LLMUnavailable, StructuredOutputError
 from memory.models import Memory
 from memory.store import MemoryStore
 from training.synthesize.extract import normalise
 from training.synthesize.samples import Sample, Split
 from training.synthesize.with_llm import SynthesisError
-from twin.llm.base import LLM, ChatMessage, LLMUnavailable, StructuredOutputError
 from twin.privacy import Audience
 from twin.tasks import (
     CoTStrategy,

@@ -16,7 +16,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from twin.llm.base import ChatMessage
+from lm.base import ChatMessage
 from twin.privacy import AudienceKind
 from twin.tasks import ContextMemory, PromptBudget, TaskKind, TaskRequest, render_messages
 

@@ -21,11 +21,11 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field
 
 from core.calendar import spoken_date
+from lm.base import LLM, ChatMessage, LLMUnavailable, StructuredOutputError
 from memory.models import Memory
 from training.synthesize.drafts import Draft
 from training.synthesize.material import Material
 from training.synthesize.samples import Split
-from twin.llm.base import LLM, ChatMessage, LLMUnavailable, StructuredOutputError
 from twin.privacy import AudienceKind
 from twin.tasks import TaskKind, Verdict
 

@@ -30,9 +30,9 @@ def profile_build(
     ] = False,
 ) -> None:
     """Build the bio, topics and facts from memory (incrementally: only what is new)."""
+    from lm.base import LLMError
     from memory.profile import ProfileBuildConflict
     from twin.config import ConfigError
-    from twin.llm.base import LLMError
     from twin.profile_writers import profile_builder
 
     s = settings()

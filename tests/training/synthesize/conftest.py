@@ -15,15 +15,15 @@ from pathlib import Path
 import pytest
 
 from core.clock import FixedClock
+from lm.base import ChatLLM, ChatMessage, GenerationOptions
 from memory.embed import SentenceTransformerEmbedder
 from memory.models import Kind, MemoryDraft, ParsedSource, SourceRef, Visibility
 from memory.profile import Profile, ProfileBuilder
 from memory.store import MemoryStore
 from tests.conftest import PERSONA_NOW
-from tests.twin.llm.scripted_server import ScriptedServer
+from tests.lm.scripted_server import ScriptedServer
 from training.synthesize import Fact
 from twin.config import load_settings
-from twin.llm.base import ChatLLM, ChatMessage, GenerationOptions
 from twin.privacy import Audience
 
 OWNER = "Nora Lind"

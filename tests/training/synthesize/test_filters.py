@@ -9,11 +9,12 @@ import time
 import numpy as np
 import pytest
 
+from lm import OpenAICompatibleLLM
 from memory.models import Memory
 from memory.store import MemoryStore
 from tests.llm_servers import free_port
+from tests.lm.scripted_server import ScriptedServer, chat_reply, hang_up
 from tests.training.synthesize.conftest import SECRET, ScriptedLLM
-from tests.twin.llm.scripted_server import ScriptedServer, chat_reply, hang_up
 from training.synthesize.filters import (
     FilterLimits,
     apply_filters,
@@ -24,7 +25,6 @@ from training.synthesize.filters import (
 )
 from training.synthesize.samples import Sample, Split
 from training.synthesize.with_llm import SynthesisError
-from twin.llm import OpenAICompatibleLLM
 from twin.privacy import Audience, AudienceKind
 from twin.tasks import (
     ContextMemory,

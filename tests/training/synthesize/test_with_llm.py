@@ -7,15 +7,15 @@ import random
 
 import pytest
 
+from lm import OpenAICompatibleLLM
 from memory.store import MemoryStore
+from tests.lm.scripted_server import ScriptedServer, chat_reply, hang_up
 from tests.training.synthesize.conftest import OWNER, SECRET
-from tests.twin.llm.scripted_server import ScriptedServer, chat_reply, hang_up
 from training.synthesize import SynthesisError, SynthesisLimits, synthesize
 from training.synthesize.material import Material
 from training.synthesize.samples import Split
 from training.synthesize.with_llm import LLMSynthesizer
 from twin.config import Pronouns
-from twin.llm import OpenAICompatibleLLM
 from twin.privacy import Audience
 from twin.tasks import CoTStrategy, PromptBudget, TaskKind, Verdict, parse_reply
 

@@ -1,4 +1,4 @@
-"""Building a backend from a role's settings."""
+"""Building a language model from a role's settings."""
 
 from __future__ import annotations
 
@@ -7,19 +7,21 @@ from typing import get_args
 
 import pytest
 
-from tests.twin.llm.scenarios import MORNING, MORNING_REPLY
-from tests.twin.llm.scripted_server import ScriptedServer, chat_reply
-from twin.config import ConfigError, LLMSettings
-from twin.llm import (
+from lm import (
     LLM,
     GenerationOptions,
     LlamaCppLLM,
     LLMUnavailable,
     OpenAICompatibleLLM,
     TransformersLLM,
-    build_llm,
 )
-from twin.llm.factory import BACKENDS
+from tests.lm.scenarios import MORNING, MORNING_REPLY
+from tests.lm.scripted_server import ScriptedServer, chat_reply
+from twin.config import ConfigError, LLMSettings
+from twin.llm_factory import BACKENDS, build_llm
+
+# Building the transformers backend runs torch: single-threaded, as every LLM test.
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 
 def test_llamacpp_settings(chat_gguf_path: Path) -> None:

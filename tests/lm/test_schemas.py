@@ -7,7 +7,7 @@ import copy
 
 from pydantic import BaseModel, Field
 
-from twin.llm.schemas import GRAMMAR_MAX_BOUND, grammar_schema, prompt_schema
+from lm.schemas import GRAMMAR_MAX_BOUND, grammar_schema, prompt_schema
 
 
 class Item(BaseModel):

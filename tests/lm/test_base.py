@@ -9,8 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.twin.llm.scenarios import Mood
-from twin.llm import (
+from lm import (
     LLM,
     ChatLLM,
     ChatMessage,
@@ -20,6 +19,7 @@ from twin.llm import (
     extract_json,
     parse_structured,
 )
+from tests.lm.scenarios import Mood
 
 QUESTION = [ChatMessage("user", "How do I feel?")]
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.twin.llm.scenarios import (
+from lm import GenerationOptions, LLMUnavailable, StructuredOutputError, TransformersLLM
+from tests.lm.scenarios import (
     MOOD,
     MORNING,
     MORNING_REPLY,
@@ -14,7 +15,6 @@ from tests.twin.llm.scenarios import (
     Mood,
     Weather,
 )
-from twin.llm import GenerationOptions, LLMUnavailable, StructuredOutputError, TransformersLLM
 
 
 @pytest.fixture(scope="module")

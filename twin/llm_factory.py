@@ -11,11 +11,11 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from lm.base import LLM, GenerationOptions
+from lm.hf_transformers import TransformersLLM
+from lm.llamacpp import LlamaCppLLM
+from lm.openai_http import OpenAICompatibleLLM
 from twin.config import ConfigError, LLMSettings
-from twin.llm.base import LLM, GenerationOptions
-from twin.llm.hf_transformers import TransformersLLM
-from twin.llm.llamacpp import LlamaCppLLM
-from twin.llm.openai_http import OpenAICompatibleLLM
 
 # (settings, per-call defaults, structured-output attempts) -> the backend's LLM
 Builder = Callable[[LLMSettings, GenerationOptions, int], LLM]

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from twin.llm.base import ChatMessage, structured_prompt
+from lm.base import ChatMessage, structured_prompt
 
 
 class Mood(BaseModel):

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from twin.llm.base import ChatLLM, ChatMessage, GenerationOptions, LLMError, LLMUnavailable
+from lm.base import ChatLLM, ChatMessage, GenerationOptions, LLMError, LLMUnavailable
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, runtime_checkable
 
-from twin.llm.schemas import grammar_schema, prompt_schema
+from lm.schemas import grammar_schema, prompt_schema
 
 # asyncio and pydantic are imported where they are used: every `twin` command imports this
 # module (through twin.tasks), and `twin --help` should not pay for them.
@@ -148,7 +148,7 @@ class ChatLLM(ABC):
     ) -> str:
         """A reply meant to be JSON matching `json_schema`; by default only the prompt asks.
 
-        `json_schema` is already fit for a grammar engine (`twin.llm.schemas.grammar_schema`):
+        `json_schema` is already fit for a grammar engine (`lm.schemas.grammar_schema`):
         a backend may hand it to one as it is.
         """
         return self._complete(messages, options)

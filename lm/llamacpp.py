@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from twin.llm.base import (
+from lm.base import (
     TEMPLATE_TOKENS,
     ChatLLM,
     ChatMessage,

@@ -1,4 +1,4 @@
-"""Models and servers for the LLM backend tests."""
+"""Models and servers for the tests of language models (`lm`) and of what builds them."""
 
 from __future__ import annotations
 
@@ -9,16 +9,11 @@ from pathlib import Path
 import pytest
 
 from tests.llm_servers import LlamaServer
+from tests.lm.scenarios import taught_conversations
+from tests.lm.scripted_server import ScriptedServer
 from tests.model_fixtures import teach_replies
-from tests.twin.llm.scenarios import taught_conversations
-from tests.twin.llm.scripted_server import ScriptedServer
 from training.bases import DEFAULT_BASE, packaged_gguf
 from training.export import export_gguf
-
-
-@pytest.fixture(autouse=True)
-def _torch_on_one_thread(torch_single_thread: None) -> None:
-    """Every LLM test runs torch single-threaded (see `torch_single_thread`)."""
 
 
 @pytest.fixture(scope="session")

@@ -10,9 +10,16 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from pydantic import BaseModel, Field
 
+from lm import (
+    GenerationOptions,
+    LLMError,
+    LLMUnavailable,
+    OpenAICompatibleLLM,
+    StructuredOutputError,
+)
 from tests.llm_servers import free_port
-from tests.twin.llm.scenarios import MOOD, MORNING, MORNING_REPLY, Mood, Snapshot
-from tests.twin.llm.scripted_server import (
+from tests.lm.scenarios import MOOD, MORNING, MORNING_REPLY, Mood, Snapshot
+from tests.lm.scripted_server import (
     RecordedRequest,
     ScriptedReply,
     ScriptedServer,
@@ -20,13 +27,6 @@ from tests.twin.llm.scripted_server import (
     error_reply,
     hang_up,
     sse_reply,
-)
-from twin.llm import (
-    GenerationOptions,
-    LLMError,
-    LLMUnavailable,
-    OpenAICompatibleLLM,
-    StructuredOutputError,
 )
 
 VALID_MOOD = '{"mood": "busy", "energy": "low", "tags": ["work"]}'

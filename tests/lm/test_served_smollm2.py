@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from lm import ChatMessage, GenerationOptions, LLMUnavailable, OpenAICompatibleLLM
 from memory.embed import SentenceTransformerEmbedder
 from memory.models import Visibility
 from memory.profile import Profile, Scope
@@ -31,7 +32,6 @@ from training.synthesize.filters import judge_threshold
 from twin.cli import app
 from twin.config import Settings, load_settings
 from twin.ingest import parse_paths, store_parsed
-from twin.llm import ChatMessage, GenerationOptions, LLMUnavailable, OpenAICompatibleLLM
 from twin.privacy import Audience
 from twin.tasks import CoTStrategy, PromptBudget
 

@@ -12,10 +12,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from tests.twin.llm.scenarios import MOOD, MORNING, MORNING_REPLY, Mood, Snapshot
-from training.synthesize.filters import JudgeScore
-from training.synthesize.with_llm import SynthesisBatch
-from twin.llm import (
+from lm import (
     ChatMessage,
     GenerationOptions,
     LlamaCppLLM,
@@ -23,9 +20,12 @@ from twin.llm import (
     LLMUnavailable,
     extract_json,
 )
-from twin.llm.base import structured_prompt
-from twin.llm.schemas import grammar_schema
-from twin.profile_writers import BioReply, FactBatchReply, TopicNameReply
+from lm.base import structured_prompt
+from lm.schemas import grammar_schema
+from memory.profile.llm_writers import BioReply, FactBatchReply, TopicNameReply
+from tests.lm.scenarios import MOOD, MORNING, MORNING_REPLY, Mood, Snapshot
+from training.synthesize.filters import JudgeScore
+from training.synthesize.with_llm import SynthesisBatch
 
 # Every schema the project asks a model to fill.
 PROJECT_SCHEMAS: list[type[BaseModel]] = [

@@ -1,15 +1,16 @@
 """Language models behind one interface: llama.cpp in-process, OpenAI-compatible HTTP,
-transformers. Build one from settings with `build_llm`.
+transformers. The twin builds one from its settings with `twin.llm_factory.build_llm`; this
+package knows nothing of settings, so any layer (memory's L1 writers too) can take an LLM.
 
-The backends and the factory are imported when first named: `twin.tasks` (and through it every
-`twin` command) needs only the interface, not httpx or the settings."""
+The backends are imported when first named: `twin.tasks` (and through it every `twin` command)
+needs only the interface, not httpx or llama.cpp."""
 
 from __future__ import annotations
 
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from twin.llm.base import (
+from lm.base import (
     LLM,
     ChatLLM,
     ChatMessage,
@@ -22,16 +23,14 @@ from twin.llm.base import (
 )
 
 if TYPE_CHECKING:
-    from twin.llm.factory import build_llm
-    from twin.llm.hf_transformers import TransformersLLM
-    from twin.llm.llamacpp import LlamaCppLLM
-    from twin.llm.openai_http import OpenAICompatibleLLM
+    from lm.hf_transformers import TransformersLLM
+    from lm.llamacpp import LlamaCppLLM
+    from lm.openai_http import OpenAICompatibleLLM
 
 _LAZY = {
-    "build_llm": "twin.llm.factory",
-    "TransformersLLM": "twin.llm.hf_transformers",
-    "LlamaCppLLM": "twin.llm.llamacpp",
-    "OpenAICompatibleLLM": "twin.llm.openai_http",
+    "TransformersLLM": "lm.hf_transformers",
+    "LlamaCppLLM": "lm.llamacpp",
+    "OpenAICompatibleLLM": "lm.openai_http",
 }
 
 
@@ -52,7 +51,6 @@ __all__ = [
     "OpenAICompatibleLLM",
     "StructuredOutputError",
     "TransformersLLM",
-    "build_llm",
     "extract_json",
     "parse_structured",
 ]

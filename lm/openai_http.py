@@ -8,7 +8,7 @@ make one attempt, without retries, until it answers again.
 Structured output asks the server for the strongest response format it accepts:
 `json_schema`, then `json_object` with the schema (llama-cpp-python turns that into a
 grammar), then plain `json_object`, then the prompt alone. What a server refused is learnt
-once per process and shared by every client of that server (`twin.llm.servers`).
+once per process and shared by every client of that server (`lm.servers`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from twin.llm.base import (
+from lm.base import (
     ChatLLM,
     ChatMessage,
     GenerationOptions,
@@ -31,7 +31,7 @@ from twin.llm.base import (
     LLMUnavailable,
     snippet,
 )
-from twin.llm.servers import ServerState, server_state
+from lm.servers import ServerState, server_state
 
 # The response-format ladder, strongest first (see `_complete_json`).
 STRUCTURED_MODES = ("json_schema", "json_object+schema", "json_object", "prompt")
