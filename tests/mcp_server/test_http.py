@@ -14,9 +14,10 @@ import pytest
 from mcp.shared.exceptions import MCPError
 
 from mcp_server.tools import OWNER_ONLY
-from memory.models import Kind, Memory, Visibility
+from memory.models import Visibility
 from memory.profile import BioView, FactView, ProfileBuilder, ProfileView, Scope, TopicView
 from tests.mcp_server.serving import FRIEND_TOKEN, OWNER_TOKEN, connected, serve_twin
+from tests.stored import stored_memory
 from tests.twin_fixtures import promote_a_copy
 from twin.privacy import Audience, AudienceKind
 from twin.registry import ModelRegistry
@@ -156,23 +157,12 @@ async def test_a_friend_sees_only_what_friends_may_see(http_url: str, persona_tw
 
 def _view(scope: Scope, who: str) -> ProfileView:
     now = datetime(2026, 11, 1, tzinfo=UTC)
-    source = Memory(
+    source = stored_memory(
+        f"{who} memory",
         id=f"m_{who}",
-        text=f"{who} memory",
-        kind=Kind.NOTE,
-        source_key="notes",
-        source_name="notes",
         source_id=who,
-        author=None,
-        author_id=None,
-        is_owner=True,
         timestamp=now,
-        thread=None,
-        reply_to=None,
         visibility=Visibility.PRIVATE if who == "owner" else Visibility.FRIENDS,
-        shared_with=None,
-        content_hash="-",
-        created_at=now,
     )
     return ProfileView(
         scope=scope,

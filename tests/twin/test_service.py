@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
 
 import pytest
 
 from lm.base import ChatLLM, ChatMessage, GenerationOptions
-from memory.models import Kind, Memory, Visibility
 from memory.retrieve import SearchHit
+from tests.stored import stored_memory
 from tests.twin_fixtures import promote_a_copy
 from twin.answerers import Choice
 from twin.privacy import Audience, AudienceKind
@@ -127,24 +126,7 @@ def test_a_model_that_gives_no_answer_is_not_taken_for_empty_memory(
 
 
 def test_a_memory_is_relevant_by_a_word_a_fact_or_its_meaning() -> None:
-    memory = Memory(
-        id="m_1",
-        text="About me: I grew up in Edinburgh",
-        kind=Kind.NOTE,
-        source_key="notes:about-me.md",
-        source_name="About me",
-        source_id="1",
-        author=None,
-        author_id=None,
-        is_owner=True,
-        timestamp=None,
-        thread=None,
-        reply_to=None,
-        visibility=Visibility.FRIENDS,
-        shared_with=None,
-        content_hash="h",
-        created_at=datetime(2026, 11, 21, tzinfo=UTC),
-    )
+    memory = stored_memory("About me: I grew up in Edinburgh", source_key="notes:about-me.md")
     unrelated = SearchHit(memory=memory, score=0.1, dense_rank=4, similarity=0.05)
     assert not is_relevant(unrelated)
     assert is_relevant(replace(unrelated, lexical_rank=0))

@@ -2,34 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
 
-from memory.models import Kind, Memory, Visibility
+from memory.models import Memory
 from memory.profile import FactDraft, PatternFactExtractor
+from tests.stored import stored_memory
 
 OWNER = "Ada Moreira"
 
 
 def memory(text: str, *, is_owner: bool = True, mid: str = "m_1") -> Memory:
-    return Memory(
-        id=mid,
-        text=text,
-        kind=Kind.NOTE,
-        source_key="notes",
-        source_name="Notes",
-        source_id="1",
-        author=OWNER if is_owner else "Someone Else",
-        author_id=None,
-        is_owner=is_owner,
-        timestamp=datetime(2026, 5, 1, tzinfo=UTC),
-        thread=None,
-        reply_to=None,
-        visibility=Visibility.FRIENDS,
-        shared_with=None,
-        content_hash="h",
-        created_at=datetime(2026, 5, 1, tzinfo=UTC),
+    return stored_memory(
+        text, id=mid, author=OWNER if is_owner else "Someone Else", is_owner=is_owner
     )
 
 

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from memory.models import Kind, Memory, Visibility
+from memory.models import Kind, Memory
+from tests.stored import stored_memory
 from training.synthesize.extract import (
     Lexicon,
     SpanKind,
@@ -31,23 +32,8 @@ from twin.privacy import AudienceKind
 
 def memory(text: str, *, kind: Kind = Kind.NOTE, author: str | None = None) -> Memory:
     when = datetime(2026, 3, 16, tzinfo=UTC)
-    return Memory(
-        id="m1",
-        text=text,
-        kind=kind,
-        source_key="s",
-        source_name="s",
-        source_id="1",
-        author=author,
-        author_id=None,
-        is_owner=author is None,
-        timestamp=when,
-        thread="t",
-        reply_to=None,
-        visibility=Visibility.FRIENDS,
-        shared_with=None,
-        content_hash="h",
-        created_at=when,
+    return stored_memory(
+        text, kind=kind, author=author, is_owner=author is None, timestamp=when, thread="t"
     )
 
 
