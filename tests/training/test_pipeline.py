@@ -353,6 +353,25 @@ def test_a_full_run_is_served_only_when_it_beats_the_untuned_base(
         assert reason in run.folder.done(Stage.REGISTER).summary
 
 
+def test_a_run_worse_than_its_base_is_registered_but_not_served(
+    trained: Trained, tiny_qwen2_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = ModelRegistry(trained.settings.paths.models_dir)
+    before = registry.current_version()
+    reason = "the owner model is right on 0% of its held-out samples, the untuned base on 50%"
+    monkeypatch.setattr("training.pipeline.stages.worse_than_base", lambda metrics: reason)
+    run = TrainingRun.create(
+        trained.settings, trained.store, options(tiny_qwen2_dir), data=HandmadeData(), clock=CLOCK
+    )
+    result = run.run()
+    assert result.version is not None and not result.promoted
+    assert registry.current_version() == before
+    assert result.version in [m.version for m in registry.versions()]
+    assert run.folder.done(Stage.REGISTER).summary == (
+        f"{result.version} registered, not promoted: {reason}"
+    )
+
+
 def test_a_model_worse_than_its_base_is_named() -> None:
     better = ModelMetrics(key_fact_accuracy=0.5, base_key_fact_accuracy=0.25)
     level = ModelMetrics(key_fact_accuracy=0.25, base_key_fact_accuracy=0.25)

@@ -221,9 +221,9 @@ def evaluate(ctx: RunContext) -> StageResult:
     stage_dir = ctx.folder.stage_dir(Stage.EVALUATE)
     base_gguf = None
     if not ctx.record.options.fast:
+        # written afresh every time: a run killed while writing it may have left half a file
         base_gguf = stage_dir / f"base.{served}.gguf"
-        if not base_gguf.is_file():
-            export_stack(ModelStack(ctx.base), {served: base_gguf})
+        export_stack(ModelStack(ctx.base), {served: base_gguf})
     summary, metrics = [], {}
     try:
         for side in SIDES:

@@ -21,7 +21,6 @@ from memory.models import Kind, MemoryDraft, ParsedSource, SourceRef, Visibility
 from memory.profile import Profile, ProfileBuilder
 from memory.store import MemoryStore
 from tests.conftest import PERSONA_NOW
-from tests.lm.scripted_server import ScriptedServer
 from training.synthesize import Fact
 from twin.config import load_settings
 from twin.privacy import Audience
@@ -137,14 +136,6 @@ def persona_facts(persona_store: MemoryStore) -> list[Fact]:
     """Every L1 fact, private ones included: synthesis must drop what an audience may not see."""
     view = Profile(persona_store).for_audience(Audience.owner().visibilities)
     return [Fact.from_view(f) for f in view.facts]
-
-
-@pytest.fixture
-def scripted_server() -> Iterator[ScriptedServer]:
-    server = ScriptedServer()
-    server.start()
-    yield server
-    server.stop()
 
 
 class ScriptedLLM(ChatLLM):
