@@ -45,6 +45,17 @@ def wall_clock_shift() -> Iterator[None]:
         yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def model_words_unchecked() -> Iterator[None]:
+    """The suite's tiny models write noise that no grounding check passes, and the tests of
+    the plumbing (which model answered, over which face) need their words through: answers are
+    not checked against memory here (servers started by tests inherit this), except where a
+    test turns the check on (tests/twin/test_service.py)."""
+    os.environ["TWIN_ANSWERS__GROUNDED_ONLY"] = "false"
+    yield
+    os.environ.pop("TWIN_ANSWERS__GROUNDED_ONLY", None)
+
+
 @pytest.fixture
 def clock() -> FixedClock:
     """A clock fixed at `PERSONA_NOW`; tests move it on with `advance`."""

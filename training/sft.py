@@ -100,30 +100,8 @@ def train_sft(
 ) -> tuple[Path, TrainReport]:
     """Train a LoRA adapter on top of `stack` to give each conversation's final (assistant)
     reply. Returns the adapter's folder (`work_dir/adapter`) and the report."""
-    from datasets import Dataset as HFDataset
-    from trl import SFTConfig, SFTTrainer
-
-    if not conversations:
-        raise ValueError(f"{name}: no conversations to train on")
-    quiet_libraries()
-    data = HFDataset.from_list([{"messages": chat_rows(c)} for c in conversations])
-    args = SFTConfig(
-        **trainer_arguments(work_dir, hyper, data_size=len(data)),
-        max_length=hyper.max_length,
-        assistant_only_loss=True,
-        dataset_num_proc=None,
-        # batches of similar lengths: chat samples vary a lot, and padding is wasted compute
-        train_sampling_strategy="group_by_length",
-    )
     recorder = StepRecorder(name, progress)
-    trainer = SFTTrainer(
-        model=stack.load(),
-        args=args,
-        train_dataset=data,
-        processing_class=stack.training_tokenizer(),
-        peft_config=hyper.lora.peft_config(stack.layer_count()),
-        callbacks=[recorder.callback()],
-    )
+    trainer = sft_trainer(stack, conversations, work_dir, hyper, callbacks=[recorder.callback()])
     recorder.attach(trainer)
     recorder.train(trainer, [len(ids) for ids in trainer.train_dataset["input_ids"]], hyper.epochs)
     adapter = save_adapter(trainer, work_dir)
@@ -138,6 +116,71 @@ def train_sft(
         recorder.report.last_loss,
     )
     return adapter, recorder.report
+
+
+def sft_trainer(
+    stack: ModelStack,
+    conversations: Sequence[Sequence[ChatMessage]],
+    work_dir: Path,
+    hyper: Hyperparameters,
+    *,
+    callbacks: Sequence[TrainerCallback] = (),
+) -> Any:
+    """The trainer `train_sft` runs: trl's SFTTrainer on the conversations, loss on the replies."""
+    from datasets import Dataset as HFDataset
+    from trl import SFTConfig, SFTTrainer
+
+    if not conversations:
+        raise ValueError(f"{work_dir.name}: no conversations to train on")
+    quiet_libraries()
+    data = HFDataset.from_list([{"messages": chat_rows(c)} for c in conversations])
+    args = SFTConfig(
+        **trainer_arguments(work_dir, hyper, data_size=len(data)),
+        max_length=hyper.max_length,
+        assistant_only_loss=True,
+        dataset_num_proc=None,
+        # batches of similar lengths: chat samples vary a lot, and padding is wasted compute
+        train_sampling_strategy="group_by_length",
+    )
+    return reply_loss_trainer(SFTTrainer)(
+        model=stack.load(),
+        args=args,
+        train_dataset=data,
+        processing_class=stack.training_tokenizer(),
+        peft_config=hyper.lora.peft_config(stack.layer_count()),
+        callbacks=list(callbacks),
+    )
+
+
+def reply_loss_trainer(sft_trainer: type) -> type:
+    """`sft_trainer` with a loss that runs the LM head only on the reply's tokens.
+
+    The replies are a few dozen tokens after a prompt of hundreds, and the head (hidden size ×
+    vocabulary) costs about as much per token as the rest of a small model: projecting only
+    where there is a loss makes a CPU step about three times faster, with the same loss.
+    """
+    import torch
+    from torch.nn import functional
+
+    class ReplyLossTrainer(sft_trainer):  # type: ignore[misc, valid-type]
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # type: ignore[no-untyped-def]
+            if return_outputs:
+                return super().compute_loss(model, inputs, True, num_items_in_batch)
+            causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+            hidden = causal_lm.get_decoder()(
+                input_ids=inputs["input_ids"],
+                attention_mask=inputs.get("attention_mask"),
+                position_ids=inputs.get("position_ids"),
+                use_cache=False,
+            ).last_hidden_state
+            targets = inputs["labels"][:, 1:]
+            scored = targets != -100
+            logits = causal_lm.get_output_embeddings()(hidden[:, :-1][scored])
+            loss = functional.cross_entropy(logits.float(), targets[scored], reduction="sum")
+            count = scored.sum() if num_items_in_batch is None else num_items_in_batch
+            return loss / torch.as_tensor(count).clamp(min=1)
+
+    return ReplyLossTrainer
 
 
 def chat_rows(messages: Sequence[ChatMessage]) -> list[dict[str, str]]:

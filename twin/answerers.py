@@ -12,15 +12,19 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lm import LLM, GenerationOptions, LlamaCppLLM, LLMUnavailable
 from twin.privacy import AudienceKind, ModelSide
 from twin.registry import PROMOTE_HINT, Health, Manifest, ModelRegistry
-from twin.tasks import CoTStrategy, PromptBudget
+from twin.tasks import CoTStrategy, PromptBudget, TaskKind
 
 log = logging.getLogger(__name__)
+
+# a few tokens past the longest trained reply, for the end-of-turn and a word or two more
+REPLY_SLACK_TOKENS = 8
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,16 @@ class Answerer:
     max_new_tokens: int
     version: str = ""
     path: Path | None = None
+    # per task, the longest reply the model was trained to give (tokens); none: no cap but the max
+    longest_replies: Mapping[TaskKind, int] = field(default_factory=dict)
+
+    def reply_cap(self, kind: TaskKind) -> int:
+        """How many tokens a reply to a `kind` request may run to: a quarter past the longest
+        reply of that task the model learned (a ramble stops early), never past the maximum."""
+        longest = self.longest_replies.get(kind)
+        if longest is None:
+            return self.max_new_tokens
+        return min(self.max_new_tokens, longest + longest // 4 + REPLY_SLACK_TOKENS)
 
 
 @dataclass(frozen=True)
@@ -127,4 +141,5 @@ class TwinModels:
             max_new_tokens=manifest.max_new_tokens,
             version=manifest.version,
             path=path,
+            longest_replies=dict(manifest.longest_replies),
         )

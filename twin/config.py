@@ -167,6 +167,15 @@ class TrainingSettings(_Section):
     )
 
 
+class AnswerSettings(_Section):
+    """How the twin's answers are checked before anyone reads them."""
+
+    # A memory answer that adds nothing from the memories it was shown (an echo of the
+    # question), or names a number or a name they do not hold, gives way to the closest memory
+    # (twin/grounding.py). Off: the model's words are shown whatever they say.
+    grounded_only: bool = True
+
+
 class ScheduleSettings(_Section):
     """When `twin serve` retrains: it builds L1 and trains again when memory has moved on."""
 
@@ -222,6 +231,7 @@ class Settings(BaseSettings):
     memory: MemorySettings = Field(default_factory=MemorySettings)
     llm: LLMRoles = Field(default_factory=LLMRoles)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
+    answers: AnswerSettings = Field(default_factory=AnswerSettings)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     mcp: MCPSettings = Field(default_factory=MCPSettings)
     bots: BotSettings = Field(default_factory=BotSettings)

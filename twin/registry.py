@@ -30,6 +30,7 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 from core.clock import SYSTEM_CLOCK, Clock
 from twin.gguf_file import gguf_problem
 from twin.privacy import ModelSide
+from twin.tasks import TaskKind
 
 MANIFEST = "manifest.json"
 CURRENT = "current.json"
@@ -89,6 +90,9 @@ class Manifest(BaseModel):
     # How serving must prompt this model: what it was trained with.
     context_size: int = 2048
     max_new_tokens: int = 256
+    # The longest reply of each task the models were trained on, in tokens: a reply that runs
+    # far past it is a ramble, so serving stops there (see `Answerer.reply_cap`).
+    longest_replies: dict[TaskKind, int] = Field(default_factory=dict)
     context_memories: int = 4
     context_chars: int = 200
     context_bio: bool = True

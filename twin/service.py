@@ -16,13 +16,14 @@ from datetime import datetime
 from typing import Protocol
 
 from core.clock import SYSTEM_CLOCK, Clock
-from lm import ChatMessage, LLMError
+from lm import ChatMessage, GenerationOptions, LLMError
 from memory.models import Kind, Memory, SourceRef, Visibility
 from memory.profile import Profile
 from memory.retrieve import Retriever, SearchHit
 from memory.store import MemoryStore
 from twin.answerers import Answerer, TwinModels
 from twin.config import Settings
+from twin.grounding import grounding
 from twin.llm_factory import build_llm
 from twin.privacy import Audience, OutputGuard
 from twin.registry import ModelRegistry
@@ -250,7 +251,10 @@ class Twin:
             history=tuple(history),
         )
         try:
-            raw = loaded.llm.complete(self._fit(request, budget, loaded))
+            raw = loaded.llm.complete(
+                self._fit(request, budget, loaded),
+                GenerationOptions(max_tokens=loaded.reply_cap(kind)),
+            )
         except LLMError as exc:
             log.error("the %s model failed (%s); answering from retrieval", loaded.label, exc)
             problem = f"the {loaded.label} model failed: {exc}"
@@ -262,6 +266,10 @@ class Twin:
             log.warning("the %s model gave no answer; answering from retrieval", loaded.label)
             problem = f"the {loaded.label} model gave no answer (only reasoning)"
             return self._without_model(kind, relevant, evidence, search_similarity, problem)
+        grounded_only = self.settings.answers.grounded_only and kind == TaskKind.MEMORY_QA
+        if grounded_only and not self._grounded(parsed.answer, request, audience):
+            log.info("the %s model's answer is not grounded; showing memory", loaded.label)
+            return self._without_model(kind, relevant, evidence, search_similarity, "")
         result = TwinReply(
             kind=kind,
             text=parsed.answer or nothing_found(audience.kind),
@@ -289,6 +297,20 @@ class Twin:
                 evidence=(),
             )
         return result
+
+    def _grounded(self, answer: str, request: TaskRequest, audience: Audience) -> bool:
+        """Whether a memory answer says something the memories it was shown support (see
+        `twin.grounding`); "memory holds nothing" is an answer too."""
+        if not answer.strip() or answer == nothing_found(audience.kind):
+            return True
+        names = [self.owner, *self.settings.owner.aliases, request.asker or ""]
+        sources = [*names, *(f"{c.when} {c.who} {c.text}" for c in request.context)]
+        check = grounding(answer, request.text, sources)
+        if check.unsupported:
+            log.info("the answer says %s, which its memories do not", ", ".join(check.unsupported))
+        elif not check.added:
+            log.info("the answer adds nothing from memory to the question")
+        return check.holds
 
     @staticmethod
     def _fit(request: TaskRequest, budget: PromptBudget, loaded: Answerer) -> list[ChatMessage]:
@@ -334,7 +356,7 @@ class Twin:
         top = hits[0].memory
         return TwinReply(
             kind,
-            f"(The closest memory:) {top.snippet(300)}",
+            f"(The closest memory, {ContextMemory.of(top).when}:) {top.snippet(300)}",
             evidence=evidence,
             search_similarity=round(search_similarity, 3),
             model="retrieval",

@@ -19,6 +19,7 @@ from memory.models import SourceRef, Visibility
 from memory.store import MemoryStore
 from tests.conftest import PERSONA_NOW
 from tests.training.handmade import FACTS, PRIVATE_WORD, HandmadeData, add_memories
+from training.lora import ModelStack
 from training.pipeline import (
     LOG_FILE,
     LOSS_PLOT,
@@ -137,6 +138,15 @@ def test_run_is_registered_promoted_and_described(trained: Trained) -> None:
     recipe = trained.run.recipe
     assert manifest.context_size == recipe.context_size
     assert manifest.max_new_tokens == recipe.max_new_tokens
+    tokenizer = ModelStack(trained.run.record.base_dir).tokenizer()
+    trained_replies = [s for side in ModelSide for s in trained.run.folder.dataset(side).samples]
+    for kind in {s.request.kind for s in trained_replies}:
+        lengths = [
+            len(tokenizer.encode(s.reply, add_special_tokens=False))
+            for s in trained_replies
+            if s.request.kind == kind
+        ]
+        assert manifest.longest_replies[kind] == max(lengths)
     assert manifest.context_memories == recipe.budget.memories
     assert manifest.context_chars == recipe.budget.chars_per_memory
     folder = registry.folder(manifest)

@@ -13,7 +13,7 @@ from lm.base import ChatMessage
 from lm.hf_transformers import TransformersLLM
 from training.dpo import HELD_OUT_ACCURACY, Preference, train_dpo
 from training.lora import LoraSpec, ModelStack, cpu_has_bf16
-from training.sft import Hyperparameters, TrainReport, train_sft
+from training.sft import Hyperparameters, TrainReport, sft_trainer, train_sft
 
 SYSTEM = ChatMessage("system", "You are the AI twin of Ada.")
 TAUGHT = {
@@ -141,6 +141,29 @@ def test_dpo_moves_the_model_and_measures_held_out_pairs(sft: ModelStack, tmp_pa
     assert report.losses[0].loss == pytest.approx(0.6931, abs=1e-3)
     # the held-out pairs share the lesson, so the trained model prefers their chosen replies
     assert report.final[HELD_OUT_ACCURACY] == 1.0
+
+
+def test_the_reply_only_loss_is_trls_loss_and_gradient(base: ModelStack, tmp_path: Path) -> None:
+    from trl import SFTTrainer
+
+    hyper = Hyperparameters(epochs=1, learning_rate=1e-3, batch_size=2, max_length=128, lora=LORA)
+    trainer = sft_trainer(base, conversations(), tmp_path, hyper)
+    model = trainer.model
+    batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
+    # the prompt is scored by neither: only the reply's tokens carry labels
+    assert 0 < int((batch["labels"] != -100).sum()) < batch["labels"].numel() // 2
+    for p in model.parameters():
+        p.grad = None
+    ours = trainer.compute_loss(model, dict(batch))
+    ours.backward()
+    our_grads = [p.grad.clone() for p in model.parameters() if p.requires_grad]
+    for p in model.parameters():
+        p.grad = None
+    theirs = SFTTrainer.compute_loss(trainer, model, dict(batch))
+    theirs.backward()
+    their_grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert ours.item() == pytest.approx(theirs.item(), rel=1e-4)
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(our_grads, their_grads, strict=True))
 
 
 def test_no_data_is_an_error(base: ModelStack, tmp_path: Path) -> None:

@@ -121,8 +121,86 @@ def test_a_model_that_gives_no_answer_is_not_taken_for_empty_memory(
     reply = persona_twin.answer("What happened to Biscuit's paw?")
     # the memories about the paw are shown, and the faces are told the model failed
     assert reply.text != nothing_found(Audience.owner().kind)
-    assert reply.text.startswith("(The closest memory:)") and reply.evidence
+    assert reply.text.startswith("(The closest memory, ") and reply.evidence
     assert reply.model == "retrieval" and "gave no answer" in reply.model_problem
+
+
+class RecordingLLM(OnlyReasoning):
+    """Answers "Fine." and keeps the options each call was given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[GenerationOptions] = []
+
+    def _complete(self, messages: list[ChatMessage], options: GenerationOptions) -> str:
+        self.calls.append(options)
+        return "Fine."
+
+
+def test_a_reply_is_capped_a_little_past_the_longest_the_model_learned(
+    persona_twin: Twin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    choose = persona_twin.models.choose
+    llm = RecordingLLM()
+
+    def recorded(kind: AudienceKind) -> Choice:
+        choice = choose(kind)
+        assert choice.answerer is not None
+        trained = {TaskKind.MEMORY_QA: 12, TaskKind.CONTEXT_CRITIC: 500}
+        return Choice(replace(choice.answerer, llm=llm, longest_replies=trained))
+
+    monkeypatch.setattr(persona_twin.models, "choose", recorded)
+    persona_twin.answer("What happened to Biscuit's paw?")
+    persona_twin.critique("Suggest a dinner", "Try the steakhouse, great ribs")
+    persona_twin.enhance("Plan me a dinner in Kyoto", target="a travel agent")
+    most = choose(AudienceKind.OWNER).answerer.max_new_tokens  # type: ignore[union-attr]
+    # a quarter past the longest trained reply and a few tokens; never past the maximum; a task
+    # it was not trained on gets the maximum
+    assert most > 12 + 3 + 8
+    assert [c.max_tokens for c in llm.calls] == [12 + 3 + 8, most, most]
+
+
+class Scripted(RecordingLLM):
+    def __init__(self, reply: str) -> None:
+        super().__init__()
+        self.reply = reply
+
+    def _complete(self, messages: list[ChatMessage], options: GenerationOptions) -> str:
+        return self.reply
+
+
+@pytest.mark.parametrize(
+    ("reply", "shown"),
+    [
+        ("Biscuit cut his paw on some glass.", True),  # says what memory holds
+        ("Something happened to Biscuit's paw.", False),  # echoes the question
+        ("Biscuit's paw was hurt by Gandalf in 1987.", False),  # invents a name and a year
+    ],
+)
+def test_a_memory_answer_that_memory_does_not_support_gives_way_to_the_memory(
+    persona_twin: Twin, monkeypatch: pytest.MonkeyPatch, reply: str, shown: bool
+) -> None:
+    choose = persona_twin.models.choose
+
+    def scripted(kind: AudienceKind) -> Choice:
+        choice = choose(kind)
+        assert choice.answerer is not None
+        return Choice(replace(choice.answerer, llm=Scripted(reply)))
+
+    monkeypatch.setattr(persona_twin.models, "choose", scripted)
+    checked = persona_twin.settings.answers.model_copy(update={"grounded_only": True})
+    monkeypatch.setattr(persona_twin.settings, "answers", checked)
+    answer = persona_twin.answer("What happened to Biscuit's paw?")
+    assert answer.found and answer.evidence
+    if shown:
+        assert answer.text == reply and answer.model.endswith("/owner")
+    else:
+        assert answer.text.startswith("(The closest memory, ") and answer.model == "retrieval"
+        assert not answer.model_problem  # the model works; this answer was not good enough
+    monkeypatch.setattr(
+        persona_twin.settings, "answers", checked.model_copy(update={"grounded_only": False})
+    )
+    assert persona_twin.answer("What happened to Biscuit's paw?").text == reply
 
 
 def test_a_memory_is_relevant_by_a_word_a_fact_or_its_meaning() -> None:

@@ -32,10 +32,16 @@ from training.synthesize.samples import Dataset, PreferencePair, Sample, Split
 from twin.config import Settings
 from twin.privacy import ModelSide
 from twin.registry import Manifest, ModelFiles, ModelMetrics, ModelRegistry
-from twin.tasks import PromptBudget, render_messages
+from twin.tasks import PromptBudget, TaskKind, render_messages
 
 # Shared first: the owner's model trains on top of the shared one.
 SIDES = (ModelSide.SHARED, ModelSide.OWNER)
+
+
+class Tokenizer(Protocol):
+    """What `longest_replies` needs of a tokenizer (a transformers one has it)."""
+
+    def encode(self, text: str, add_special_tokens: bool = ...) -> list[int]: ...
 
 
 class Reporter(Protocol):
@@ -343,6 +349,7 @@ def manifest_for(
         memory_count=ctx.store.count(),
         context_size=ctx.recipe.context_size,
         max_new_tokens=ctx.recipe.max_new_tokens,
+        longest_replies=longest_replies(datasets.values(), ModelStack(ctx.base).tokenizer()),
         context_memories=budget.memories,
         context_chars=budget.chars_per_memory,
         context_bio=budget.bio,
@@ -351,6 +358,17 @@ def manifest_for(
 
 
 # -- helpers -------------------------------------------------------------------------------------
+
+
+def longest_replies(datasets: Iterable[Dataset], tokenizer: Tokenizer) -> dict[TaskKind, int]:
+    """Per task, the most tokens a sample's reply has in `datasets` (what serving caps at)."""
+    longest: dict[TaskKind, int] = {}
+    for dataset in datasets:
+        for sample in dataset.samples:
+            kind = sample.request.kind
+            tokens = len(tokenizer.encode(sample.reply, add_special_tokens=False))
+            longest[kind] = max(longest.get(kind, 0), tokens)
+    return longest
 
 
 def describe(report: TrainReport) -> str:

@@ -1,0 +1,98 @@
+"""Whether a model's answer says something memory supports, before anyone reads it.
+
+A small model that cannot find the answer in the memories it is shown tends to echo the
+question ("Who teaches me Portuguese?" → "You teach me Portuguese.") or invent a plausible
+detail ("the 25th bridge", "called Clem"). Both read as answers and both are wrong. An answer
+is grounded when it adds at least one word from the memories it was shown that the question
+did not have, and no fact-like word (a number, a name: capitalised after the first word) that
+neither the question nor those memories (nor the people named in the prompt) contain. Plain
+words are not held to that ("ran" for "run"); words are compared by their first letters so
+that inflections match ("runs"/"running").
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+# Words that carry no fact: an answer is not judged by them.
+FUNCTION_WORDS = frozenset(
+    re.findall(
+        r"\w+",
+        """
+    a an the i you your yours my me mine we us our he him his she her hers they them their it
+    its is are was were be been being am to of in on at for with and or but nor do did does
+    done what who whom whose when where which how why that this these those there here have has
+    had not no yes so as by from about into onto than then just can could would will shall
+    should may might must also too very really still yet again ever once all any some each
+    every both more most much many such own same other up down out off over under like get got
+    one im youre dont doesnt didnt isnt wasnt arent ive youve hes shes theyre thats its lets
+    whats whos wheres whens hows
+""",
+    )
+)
+# Words compared by this many first letters (inflections share them); shorter ones whole.
+STEM = 4
+_WORD = re.compile(r"[^\W_]+(?:[:.][0-9]+)*", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class Grounding:
+    """What an answer adds to its question, and which of those words memory does not hold."""
+
+    added: tuple[str, ...]
+    unsupported: tuple[str, ...]
+
+    @property
+    def holds(self) -> bool:
+        return bool(self.added) and not self.unsupported
+
+
+def grounding(answer: str, question: str, sources: Iterable[str]) -> Grounding:
+    """Check `answer` to `question` against `sources` (the memories shown, with their dates
+    and who wrote them, and the names in the prompt)."""
+    asked = {_stem(w) for w in content_words(question)}
+    known = {_stem(w) for source in sources for w in content_words(source)}
+    added: list[str] = []
+    unsupported: list[str] = []
+    for word, fact_like in _answer_words(answer):
+        stem = _stem(word)
+        if stem in asked:
+            continue
+        if stem in known:
+            added.append(word)
+        elif fact_like:
+            unsupported.append(word)
+    return Grounding(tuple(added), tuple(unsupported))
+
+
+def content_words(text: str) -> list[str]:
+    """The words of `text` that can carry a fact: lower-cased, apostrophes dropped, no
+    function words."""
+    words = (w.lower() for w in _WORD.findall(_plain(text)))
+    return [w for w in words if w not in FUNCTION_WORDS]
+
+
+def _answer_words(answer: str) -> list[tuple[str, bool]]:
+    """The answer's content words, each with whether it looks like a fact: a number, or a
+    capitalised word that does not open a sentence."""
+    text = _plain(answer)
+    words = []
+    for match in _WORD.finditer(text):
+        word = match.group().lower()
+        if word in FUNCTION_WORDS:
+            continue
+        before = text[: match.start()].rstrip()
+        opens = not before or before[-1] in ".!?:\n"
+        fact_like = any(c.isdigit() for c in word) or (match.group()[0].isupper() and not opens)
+        words.append((word, fact_like))
+    return words
+
+
+def _plain(text: str) -> str:
+    return text.replace("'", "").replace("\u2019", "")
+
+
+def _stem(word: str) -> str:
+    return word if word[0].isdigit() else word[:STEM]
