@@ -372,6 +372,11 @@ whatsapp = "friends"
 base = ""
 strategy = "weak"         # chain-of-thought data: weak | multi-step | strong (for larger bases)
 
+[answers]
+# A memory answer that only restates the question, or names a number or a name the memories
+# it was shown do not hold, gives way to the closest memory. false: show the model's words.
+grounded_only = true
+
 [schedule]
 # `twin serve` retrains on this cron (minute hour day month weekday) when at least
 # min_new_memories arrived since the serving model, or anything was forgotten.
