@@ -15,10 +15,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lm.base import ChatMessage
 from training.lora import ModelStack
+from training.reply_head import score_labels_only
 from training.sft import (
     REPORT,
     Hyperparameters,
@@ -33,6 +34,7 @@ from training.sft import (
 
 if TYPE_CHECKING:
     from datasets import Dataset as HFDataset
+    from transformers import TrainerCallback
 
 log = logging.getLogger(__name__)
 
@@ -68,32 +70,19 @@ def train_dpo(
     report's `final` carries their reward accuracy and margin after training. Returns the
     adapter's folder (`work_dir/adapter`) and the report.
     """
-    from trl import DPOConfig, DPOTrainer
-
-    if not preferences:
-        raise ValueError(f"{name}: no preference pairs to train on")
-    quiet_libraries()
-    losses = ["sigmoid", "sft"] if sft_weight > 0 else ["sigmoid"]
-    args = DPOConfig(
-        **trainer_arguments(work_dir, hyper, data_size=len(preferences)),
-        max_length=hyper.max_length,
-        beta=beta,
-        loss_type=losses,
-        loss_weights=[1.0, sft_weight] if sft_weight > 0 else None,
-        per_device_eval_batch_size=hyper.batch_size,
-    )
     recorder = StepRecorder(name, progress)
     with _no_tqdm():
-        trainer = DPOTrainer(
-            model=stack.load(),
-            ref_model=None,
-            args=args,
-            train_dataset=_rows(preferences),
-            eval_dataset=_rows(held_out) if held_out else None,
-            processing_class=stack.tokenizer(),
-            peft_config=hyper.lora.peft_config(stack.layer_count()),
+        trainer = dpo_trainer(
+            stack,
+            preferences,
+            work_dir,
+            hyper,
+            beta=beta,
+            sft_weight=sft_weight,
+            held_out=held_out,
             callbacks=[recorder.callback()],
         )
+        score_labels_only(trainer)
         recorder.attach(trainer)
         dataset = trainer.train_dataset
         lengths = [
@@ -121,6 +110,45 @@ def train_dpo(
         recorder.report.final.get(HELD_OUT_ACCURACY),
     )
     return adapter, recorder.report
+
+
+def dpo_trainer(
+    stack: ModelStack,
+    preferences: Sequence[Preference],
+    work_dir: Path,
+    hyper: Hyperparameters,
+    *,
+    beta: float = 0.1,
+    sft_weight: float = 0.0,
+    held_out: Sequence[Preference] = (),
+    callbacks: Sequence[TrainerCallback] = (),
+) -> Any:
+    """trl's DPOTrainer on the preferences, reference = the stack with the adapter off
+    (`train_dpo` runs it with `score_labels_only`)."""
+    from trl import DPOConfig, DPOTrainer
+
+    if not preferences:
+        raise ValueError(f"{work_dir.name}: no preference pairs to train on")
+    quiet_libraries()
+    losses = ["sigmoid", "sft"] if sft_weight > 0 else ["sigmoid"]
+    args = DPOConfig(
+        **trainer_arguments(work_dir, hyper, data_size=len(preferences)),
+        max_length=hyper.max_length,
+        beta=beta,
+        loss_type=losses,
+        loss_weights=[1.0, sft_weight] if sft_weight > 0 else None,
+        per_device_eval_batch_size=hyper.batch_size,
+    )
+    return DPOTrainer(
+        model=stack.load(),
+        ref_model=None,
+        args=args,
+        train_dataset=_rows(preferences),
+        eval_dataset=_rows(held_out) if held_out else None,
+        processing_class=stack.tokenizer(),
+        peft_config=hyper.lora.peft_config(stack.layer_count()),
+        callbacks=list(callbacks),
+    )
 
 
 def _rows(preferences: Sequence[Preference]) -> HFDataset:

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
 from lm.base import ChatMessage
 from lm.hf_transformers import TransformersLLM
-from training.dpo import HELD_OUT_ACCURACY, Preference, train_dpo
+from training.dpo import HELD_OUT_ACCURACY, Preference, dpo_trainer, train_dpo
 from training.lora import LoraSpec, ModelStack, cpu_has_bf16
+from training.reply_head import score_labels_only
 from training.sft import Hyperparameters, TrainReport, sft_trainer, train_sft
 
 SYSTEM = ChatMessage("system", "You are the AI twin of Ada.")
@@ -143,27 +145,46 @@ def test_dpo_moves_the_model_and_measures_held_out_pairs(sft: ModelStack, tmp_pa
     assert report.final[HELD_OUT_ACCURACY] == 1.0
 
 
-def test_the_reply_only_loss_is_trls_loss_and_gradient(base: ModelStack, tmp_path: Path) -> None:
-    from trl import SFTTrainer
+def loss_and_gradients(trainer: Any, batch: dict[str, Any]) -> tuple[float, list[torch.Tensor]]:
+    model = trainer.model
+    for p in model.parameters():
+        p.grad = None
+    loss = trainer.compute_loss(model, dict(batch))
+    loss.backward()
+    return loss.item(), [p.grad.clone() for p in model.parameters() if p.requires_grad]
 
+
+def assert_same_loss_and_gradients(trainer: Any) -> None:
+    """trl's own head and `score_labels_only` give the trainer the same loss and gradients."""
+    batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
+    theirs, their_grads = loss_and_gradients(trainer, batch)
+    score_labels_only(trainer)
+    ours, our_grads = loss_and_gradients(trainer, batch)
+    assert ours == pytest.approx(theirs, rel=1e-4)
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(our_grads, their_grads, strict=True))
+
+
+def test_the_labels_only_head_gives_sft_trls_loss_and_gradients(
+    base: ModelStack, tmp_path: Path
+) -> None:
     hyper = Hyperparameters(epochs=1, learning_rate=1e-3, batch_size=2, max_length=128, lora=LORA)
     trainer = sft_trainer(base, conversations(), tmp_path, hyper)
-    model = trainer.model
-    batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
+    labels = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))["labels"]
     # the prompt is scored by neither: only the reply's tokens carry labels
-    assert 0 < int((batch["labels"] != -100).sum()) < batch["labels"].numel() // 2
-    for p in model.parameters():
-        p.grad = None
-    ours = trainer.compute_loss(model, dict(batch))
-    ours.backward()
-    our_grads = [p.grad.clone() for p in model.parameters() if p.requires_grad]
-    for p in model.parameters():
-        p.grad = None
-    theirs = SFTTrainer.compute_loss(trainer, model, dict(batch))
-    theirs.backward()
-    their_grads = [p.grad for p in model.parameters() if p.requires_grad]
-    assert ours.item() == pytest.approx(theirs.item(), rel=1e-4)
-    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(our_grads, their_grads, strict=True))
+    assert 0 < int((labels != -100).sum()) < labels.numel() // 2
+    assert_same_loss_and_gradients(trainer)
+
+
+def test_the_labels_only_head_gives_dpo_trls_loss_and_gradients(
+    sft: ModelStack, tmp_path: Path
+) -> None:
+    hyper = Hyperparameters(epochs=1, learning_rate=1e-3, batch_size=2, max_length=128, lora=LORA)
+    pairs = [
+        Preference(tuple(prompt(q)), a, a.replace("Pixel", "Mochi").replace("oboe", "drums"))
+        for q, a in TAUGHT.items()
+    ]
+    trainer = dpo_trainer(sft, pairs, tmp_path, hyper, sft_weight=0.2)
+    assert_same_loss_and_gradients(trainer)
 
 
 def test_no_data_is_an_error(base: ModelStack, tmp_path: Path) -> None:
