@@ -15,9 +15,6 @@ from __future__ import annotations
 import types
 from typing import Any
 
-# The per-token fields trl's trainers read from the fused head's output.
-FIELDS = ("log_probs", "entropy", "mean_logits", "is_top1")
-
 
 def score_labels_only(trainer: Any) -> None:
     """Give `trainer`'s model (as trl patched it) a fused LM head that projects only the
