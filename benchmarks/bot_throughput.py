@@ -41,12 +41,12 @@ from bots.state import BotState
 from bots.telegram_bot import TelegramBot
 from memory.embed import SentenceTransformerEmbedder
 from memory.store import MemoryStore
+from serving.service import open_twin
 from tests.bots.fake_telegram import FakeTelegram, TelegramUser
 from tests.conftest import PERSONA
 from tests.twin_fixtures import ingest_persona
 from twin.config import BotSettings, load_settings
 from twin.profile_writers import profile_builder
-from twin.service import open_twin
 
 FIRST_USER_ID = 100_001
 

@@ -20,11 +20,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.locomo import load, write_export
+from core.progress import progress_bar
 from memory.embed import SentenceTransformerEmbedder
 from memory.models import OwnerIdentity
 from memory.sources import ImportOptions, get_importer
 from memory.store import MemoryStore, embedding_text
-from twin.progress import progress_bar
 
 
 def main() -> None:

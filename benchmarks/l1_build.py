@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.ingest_throughput import big_conversation
 from benchmarks.locomo import write_export
+from core.progress import progress_bar
 from memory.embed import SentenceTransformerEmbedder
 from memory.models import OwnerIdentity, ParsedSource, Visibility
 from memory.profile import BuildReport, ProfileBuilder
@@ -34,7 +35,6 @@ from memory.sources import ImportOptions, get_importer
 from memory.store import MemoryStore
 from twin.config import load_settings
 from twin.ingest import parse_paths
-from twin.progress import progress_bar
 
 NEW_SHARE = 0.01
 

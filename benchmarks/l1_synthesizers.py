@@ -35,16 +35,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.persona_coverage import newest_memory, persona_inputs
 from core.clock import Clock, FixedClock
+from core.progress import stage_progress
 from lm import LLMError
 from memory.lexical import content_words as lexical_words
 from memory.models import Memory
 from memory.profile import FactView, Profile, ProfileBuilder, Scope
 from training.bases import DEFAULT_BASE, packaged_gguf
-from training.synthesize.extract import normalise
+from training.synthesize.passages import normalise
 from twin.config import CONFIG_FILE, load_settings
 from twin.ingest import open_store, parse_paths, store_parsed
 from twin.profile_writers import profile_writers
-from twin.progress import stage_progress
 
 HAND_CHECKED = 10
 CONTEXT_SIZE = 4096

@@ -46,13 +46,13 @@ from benchmarks.ingest_throughput import big_conversation
 from benchmarks.locomo import load, write_export
 from benchmarks.served_model import add_model_arguments, describe, install_models, percentiles
 from core.clock import FixedClock
+from core.progress import progress_bar
 from mcp_server.demo import OFFLINE
 from memory.embed import SentenceTransformerEmbedder
 from memory.models import OwnerIdentity, Visibility
 from memory.profile import ProfileBuilder
 from memory.sources import ImportOptions, get_importer
 from memory.store import MemoryStore
-from twin.progress import progress_bar
 
 WARM_UP = 3
 

@@ -32,17 +32,15 @@ from core.clock import FixedClock
 from memory.models import Memory, Visibility
 from memory.profile import ProfileBuilder
 from memory.store import MemoryStore
-from training.evaluate import PersonaQuestion, load_questions
-from training.synthesize.extract import normalise
+from serving.service import Twin, open_twin
+from training.evaluate import Asker, PersonaQuestion, load_questions
+from training.synthesize.passages import normalise
 from twin.config import CONFIG_FILE, load_settings
 from twin.ingest import open_store, parse_paths, store_parsed
-from twin.privacy import Audience
-from twin.service import Twin, open_twin
 from twin.tasks import ContextMemory
 
 KS = (1, 3, 5)
 PRIVATE_CHECK_K = 10
-AUDIENCES = {"self": ("owner", Audience.owner()), "friend": ("friend", Audience.friend())}
 NOTES_FOLDER = "notes"
 
 
@@ -129,8 +127,9 @@ def measure(twin, questions: list[PersonaQuestion]) -> dict[str, object]:
     private_hits = 0
     friend_questions = 0
     for question in questions:
-        name, audience = AUDIENCES[question.audience]
-        if question.audience == "friend":
+        audience = question.asker.audience
+        name = audience.kind.value
+        if question.asker is Asker.FRIEND:
             friend_questions += 1
             top = twin.search(question.question, audience, k=PRIVATE_CHECK_K)
             private_hits += sum(

@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.ingest_throughput import big_conversation
 from benchmarks.locomo import load, write_export
 from core.clock import FixedClock
+from core.progress import progress_bar
 from memory.embed import SentenceTransformerEmbedder
 from memory.models import OwnerIdentity, Visibility
 from memory.profile import ProfileBuilder
@@ -33,7 +34,6 @@ from memory.retrieve import Retriever
 from memory.sources import ImportOptions, get_importer
 from memory.store import MemoryStore
 from twin.privacy import Audience
-from twin.progress import progress_bar
 
 
 def big_owner(path: Path) -> str:

@@ -33,15 +33,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from memory.embed import SentenceTransformerEmbedder
 from memory.store import MemoryStore
+from serving.service import Twin, open_twin
 from training.evaluate import PersonaQuestion, load_questions
 from training.pipeline import RunResult, Stage, TrainingRun
 from training.recipe import RunOptions
 from training.sft import REPORT, TrainReport
 from twin.config import load_settings
 from twin.ingest import parse_paths, store_parsed
-from twin.privacy import Audience
 from twin.profile_writers import profile_builder
-from twin.service import Twin, open_twin
 from twin.tasks import CoTStrategy
 
 PERSONA = Path(__file__).resolve().parents[1] / "examples" / "persona"
@@ -71,7 +70,7 @@ def ask_questions(twin: Twin, questions: list[PersonaQuestion]) -> dict[str, flo
     groups: dict[str, list[bool]] = {}
     seconds = []
     for q in questions:
-        audience = Audience.owner() if q.audience == "self" else Audience.friend()
+        audience = q.asker.audience
         started = time.perf_counter()
         reply = twin.answer(q.question, audience).text
         seconds.append(time.perf_counter() - started)

@@ -36,17 +36,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lm.base import GenerationOptions
 from memory.embed import SentenceTransformerEmbedder
 from memory.store import MemoryStore
+from serving.answerers import TwinModels
+from serving.service import Twin
 from training.evaluate import has_key_facts, load_questions
 from training.export import export_stack
 from training.lora import ModelStack
 from training.pipeline import TrainingRun
 from training.pipeline.artifacts import RunFolder
 from training.synthesize.samples import Sample, Split
-from twin.answerers import TwinModels
 from twin.config import Settings, load_settings
 from twin.privacy import Audience, ModelSide
 from twin.registry import Manifest, ModelFiles, ModelRegistry
-from twin.service import Twin, is_relevant
 from twin.tasks import ContextMemory, PromptBudget, TaskKind, TaskRequest, parse_reply
 
 WAYS = {
@@ -73,8 +73,7 @@ def persona_questions(path: Path) -> list[Question]:
     question, saying none is."""
     out = []
     for q in load_questions(path):
-        audience = Audience.friend() if q.audience == "friend" else Audience.owner()
-        out.append(Question(q.question, audience, q.group, q.right))
+        out.append(Question(q.question, q.asker.audience, q.group, q.right))
     return out
 
 
@@ -173,7 +172,6 @@ class NoRetrieval:
         self.budget = PromptBudget(
             manifest.context_memories, manifest.context_chars, manifest.context_bio
         )
-        self.options = GenerationOptions(max_tokens=manifest.max_new_tokens, temperature=0.0)
 
     def __call__(self, q: Question) -> str:
         answerer = self.twin.models.choose(q.audience.kind).answerer
@@ -186,7 +184,11 @@ class NoRetrieval:
             text=q.text,
             bio=bios.bio_text(q.audience) if bios and self.budget.bio else "",
         )
-        raw = answerer.llm.complete(self.twin._fit(request, self.budget, answerer), self.options)
+        # capped as serving caps a memory answer, a little past the longest the model learned
+        options = GenerationOptions(
+            max_tokens=answerer.reply_cap(TaskKind.MEMORY_QA), temperature=0.0
+        )
+        raw = answerer.llm.complete(self.twin._fit(request, self.budget, answerer), options)
         return parse_reply(TaskKind.MEMORY_QA, raw).answer
 
 
@@ -195,7 +197,7 @@ def top_memory(twin: Twin, q: Question) -> str:
     hits = twin.retriever.search(
         q.text, k=1, flt=q.audience.memory_filter(), asker=q.audience.asker
     )
-    relevant = [h for h in hits if is_relevant(h)]
+    relevant = [h for h in hits if h.relevant]
     return ContextMemory.of(relevant[0].memory).line(400) if relevant else ""
 
 

@@ -27,14 +27,14 @@ from typing import Protocol
 
 from bots.people import Asker, Directory
 from bots.record import Exchange, forget_conversation, record_exchange, twin_name
+from bots.splitting import split_message
 from bots.state import BotState, Conversation, Turn
-from bots.text import split_message
 from core.text import one_line
 from lm import ChatMessage
 from memory.models import Visibility
+from serving.service import Twin, TwinReply
 from twin.config import BotSettings
-from twin.privacy import Audience
-from twin.service import Twin, TwinReply
+from twin.privacy import Audience, AudienceKind
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ class Texts:
             return f"{who}, but only to people {self.owner} has added as friends."
         if audience.is_owner:
             scope = "from all of your memory. Our conversations stay private to you."
-        elif audience.kind == "public":
+        elif audience.kind is AudienceKind.PUBLIC:
             scope = f"from what {self.owner} has made public."
         else:
             scope = f"from what {self.owner} shares with friends."
@@ -454,7 +454,7 @@ def _history(turns: list[Turn], *, shared_space: bool) -> list[ChatMessage]:
 
 def _heading(conversation: Conversation) -> str:
     when = conversation.last_at.strftime("%d %b %H:%M")
-    who = "you" if conversation.audience == "owner" else conversation.audience
+    who = "you" if conversation.audience is AudienceKind.OWNER else conversation.audience.value
     return (
         f"#{conversation.id} {conversation.platform} · {conversation.title} ({who}) · "
         f"{when} UTC · {conversation.messages} messages"

@@ -20,7 +20,7 @@ from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
 from bots.core import BotCore, Incoming
-from bots.text import DISCORD_LIMIT
+from bots.splitting import DISCORD_LIMIT
 
 log = logging.getLogger(__name__)
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Literal
 
 from memory.migrations import migrate
+from twin.privacy import AudienceKind
 
 STATE_FILE = "bots.sqlite"
 # A conversation goes quiet after this long without a message; the next one starts a new thread.
@@ -85,7 +86,7 @@ class Conversation:
     platform: str
     chat_id: str
     title: str
-    audience: str
+    audience: AudienceKind
     principal: str | None
     started_at: datetime
     last_at: datetime
@@ -222,7 +223,12 @@ class BotState:
     # -- conversations ---------------------------------------------------------------------------
 
     def conversation_for(
-        self, platform: str, chat_id: str, title: str, audience: str, principal: str | None
+        self,
+        platform: str,
+        chat_id: str,
+        title: str,
+        audience: AudienceKind,
+        principal: str | None,
     ) -> Conversation:
         """The chat's current conversation, or a new one when the last went quiet, was closed,
         or had another audience."""
@@ -336,7 +342,7 @@ def _conversation(row: sqlite3.Row) -> Conversation:
         platform=row["platform"],
         chat_id=row["chat_id"],
         title=row["title"],
-        audience=row["audience"],
+        audience=AudienceKind(row["audience"]),
         principal=row["principal"],
         started_at=_when(row["started_at"]),
         last_at=_when(row["last_at"]),

@@ -32,7 +32,7 @@ from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, MessageHandler, filters
 
 from bots.core import BotCore, Incoming
-from bots.text import TELEGRAM_LIMIT, utf16_length
+from bots.splitting import TELEGRAM_LIMIT, utf16_length
 
 log = logging.getLogger(__name__)
 

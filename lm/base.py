@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, runtime_checkable
 
+from core.text import one_line
 from lm.schemas import grammar_schema, prompt_schema
 
 # asyncio and pydantic are imported where they are used: every `twin` command imports this
@@ -434,6 +435,6 @@ def _read_string(text: str, start: int) -> tuple[str, int]:
     return '"' + "".join(chars), i  # unterminated: left invalid on purpose
 
 
-def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
-    """The start of `text`, for error messages."""
-    return text if len(text) <= limit else text[:limit] + "…"
+def snippet(text: str) -> str:
+    """The start of `text` on one line, as error messages quote a reply or a body."""
+    return one_line(text, SNIPPET_CHARS)

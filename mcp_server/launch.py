@@ -39,7 +39,7 @@ def run_mcp(
     """
     from mcp_server.http import PATH, check_http, serve_http
     from mcp_server.server import build_server
-    from twin.service import open_twin
+    from serving.service import open_twin
 
     host = host or settings.mcp.host
     port = port or settings.mcp.port

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from mcp_server.access import current_audience
 from mcp_server.profile import ProfileReader
-from twin.service import Twin
+from serving.service import Twin
 from twin.tasks import CONTEXT_PROMPT_MEMORIES, context_prompt, introduction_prompt
 
 

@@ -7,7 +7,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp_server.access import current_audience
 from mcp_server.profile import ProfileReader, bio_markdown, facts_of, topics_of
 from mcp_server.status import twin_status
-from twin.service import Twin
+from serving.service import Twin
 
 
 def register_resources(server: MCPServer, twin: Twin, read_profile: ProfileReader) -> None:

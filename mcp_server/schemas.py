@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from memory.models import Memory
 from memory.retrieve import SearchHit
-from twin.service import Evidence, TwinReply
+from serving.service import Evidence, TwinReply
 
 AudienceName = Literal["owner", "friend", "public"]
 VerdictName = Literal["fits", "partly", "does not fit"]

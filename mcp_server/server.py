@@ -15,7 +15,7 @@ from mcp_server.profile import ProfileReader, stored_profile
 from mcp_server.prompts import register_prompts
 from mcp_server.resources import register_resources
 from mcp_server.tools import OWNER_ONLY, register_tools
-from twin.service import Twin
+from serving.service import Twin
 
 
 def _package_version() -> str:

@@ -7,11 +7,11 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from core.job_store import next_retraining
 from memory.models import Visibility
-from twin.job_store import next_retraining
+from serving.service import Twin
 from twin.privacy import Audience, ModelSide
 from twin.registry import ModelMetrics
-from twin.service import Twin
 
 NO_SCHEDULE = (
     "No retraining is scheduled: `twin serve` schedules it (see [schedule] in twin.toml); "

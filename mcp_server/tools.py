@@ -29,9 +29,9 @@ from mcp_server.schemas import (
     TwinAnswer,
 )
 from memory.models import Visibility
+from serving.service import Twin
 from twin.privacy import Audience, AudienceKind, ModelSide
 from twin.registry import RegistryError
-from twin.service import Twin
 
 # Tools that act with the owner's full memory or change it: refused to (and hidden from) friends.
 OWNER_ONLY = frozenset({"enhance_request", "critique_reply", "remember", "forget"})

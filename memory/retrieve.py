@@ -60,6 +60,10 @@ DENSE_OVERFETCH = 4
 Mode = Literal["hybrid", "lexical", "dense"]
 
 
+# Below this cosine similarity, and with no word in common, a memory is not about the query.
+RELEVANCE_FLOOR = 0.3
+
+
 @dataclass(frozen=True)
 class SearchHit:
     """A memory found for a query, with its fused score and where each retriever ranked it."""
@@ -72,6 +76,17 @@ class SearchHit:
     fact_rank: int | None = None
     # cosine similarity of the memory alone to the query (hybrid mode): how on-topic it is
     similarity: float | None = None
+
+    @property
+    def relevant(self) -> bool:
+        """Whether the memory is about the query at all (shares a word with it, stands behind
+        an L1 fact that does, or is close in meaning): the rule for what goes into a prompt, in
+        serving and in training alike."""
+        return (
+            self.lexical_rank is not None
+            or self.fact_rank is not None
+            or (self.similarity or 0.0) >= RELEVANCE_FLOOR
+        )
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,7 @@ def model_words_unchecked() -> Iterator[None]:
     """The suite's tiny models write noise that no grounding check passes, and the tests of
     the plumbing (which model answered, over which face) need their words through: answers are
     not checked against memory here (servers started by tests inherit this), except where a
-    test turns the check on (tests/twin/test_service.py)."""
+    test turns the check on (tests/serving/test_service.py)."""
     os.environ["TWIN_ANSWERS__GROUNDED_ONLY"] = "false"
     yield
     os.environ.pop("TWIN_ANSWERS__GROUNDED_ONLY", None)

@@ -19,16 +19,16 @@ import pytest
 from core.clock import FixedClock
 from memory.embed import SentenceTransformerEmbedder
 from memory.store import MemoryStore
+from serving.answerers import TwinModels
+from serving.service import Twin
 from tests.conftest import PERSONA_NOW
 from training.bases import Base
 from training.pipeline import TrainingRun
 from training.recipe import RunOptions
-from twin.answerers import TwinModels
 from twin.config import Settings, load_settings
 from twin.ingest import parse_paths, store_parsed
 from twin.privacy import ModelSide
 from twin.registry import Manifest, ModelFiles, ModelRegistry
-from twin.service import Twin
 
 
 def persona_inputs(persona: Path) -> list[Path]:

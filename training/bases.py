@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from twin.gguf_file import metadata_string
+from core.gguf_file import metadata_string
 
 log = logging.getLogger(__name__)
 

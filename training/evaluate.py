@@ -17,12 +17,14 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 from core.progress import Progress
 from lm.base import LLM, GenerationOptions
-from training.synthesize.extract import normalise
+from training.synthesize.passages import normalise
 from training.synthesize.samples import Sample
+from twin.privacy import Audience
 from twin.tasks import PromptBudget, parse_reply
 
 log = logging.getLogger(__name__)
@@ -87,35 +89,56 @@ class Evaluation:
         return cls(model=data["model"], graded=graded)
 
 
+class Asker(StrEnum):
+    """Who asks a test question, as `questions.jsonl` writes it."""
+
+    OWNER = "self"
+    FRIEND = "friend"
+
+    @property
+    def audience(self) -> Audience:
+        """The audience the twin answers this asker in."""
+        return Audience.owner() if self is Asker.OWNER else Audience.friend()
+
+
+class Judgement(StrEnum):
+    """How a reply to a test question is judged."""
+
+    RIGHT = "right"
+    WRONG = "wrong"
+    # a friend asking for something private: right is saying none of the answers
+    KEPT_OUT = "kept out"
+    LEAKED = "leaked"
+
+
 @dataclass(frozen=True)
 class PersonaQuestion:
     """A hand-written question about the owner, who asks it, and the answers that count."""
 
     question: str
-    # "self" (the owner asks) or "friend"
-    audience: str
+    asker: Asker
     answers: tuple[str, ...]
     private: bool = False
 
     @property
     def withhold(self) -> bool:
         """A friend asking for something private: right is saying none of the answers."""
-        return self.private and self.audience == "friend"
+        return self.private and self.asker is Asker.FRIEND
 
     @property
     def group(self) -> str:
-        return f"{self.audience}{'_private' if self.private else ''}"
+        return f"{self.asker.value}{'_private' if self.private else ''}"
 
-    def judged(self, reply: str) -> str:
-        """ "right" or "wrong"; for a question to withhold, "kept out" (no answer was said)
-        or "leaked"."""
+    def judged(self, reply: str) -> Judgement:
+        """Right or wrong; for a question to withhold, kept out (no answer was said) or
+        leaked."""
         said = any(normalise(a) in normalise(reply) for a in self.answers)
         if self.withhold:
-            return "leaked" if said else "kept out"
-        return "right" if said else "wrong"
+            return Judgement.LEAKED if said else Judgement.KEPT_OUT
+        return Judgement.RIGHT if said else Judgement.WRONG
 
     def right(self, reply: str) -> bool:
-        return self.judged(reply) in ("right", "kept out")
+        return self.judged(reply) in (Judgement.RIGHT, Judgement.KEPT_OUT)
 
 
 def load_questions(path: Path) -> list[PersonaQuestion]:
@@ -129,7 +152,7 @@ def load_questions(path: Path) -> list[PersonaQuestion]:
             questions.append(
                 PersonaQuestion(
                     row["question"],
-                    row["audience"],
+                    Asker(row["audience"]),
                     tuple(row["answers"]),
                     bool(row.get("private", False)),
                 )

@@ -17,12 +17,12 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
+from core.job_store import JOBS_TABLE, RETRAIN_JOB, job_store_url, next_retraining
 from memory.store import MemoryStore
 from training.pipeline import TrainingRun
 from training.recipe import RunOptions
 from twin.config import ConfigError, Settings, load_settings
 from twin.ingest import open_store
-from twin.job_store import JOBS_TABLE, RETRAIN_JOB, job_store_url, next_retraining
 from twin.profile_writers import profile_builder
 from twin.registry import ModelRegistry
 

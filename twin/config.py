@@ -172,7 +172,7 @@ class AnswerSettings(_Section):
 
     # A memory answer that adds nothing from the memories it was shown (an echo of the
     # question), or names a number or a name they do not hold, gives way to the closest memory
-    # (twin/grounding.py). Off: the model's words are shown whatever they say.
+    # (serving/grounding.py). Off: the model's words are shown whatever they say.
     grounded_only: bool = True
 
 

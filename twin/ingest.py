@@ -13,13 +13,13 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from core.progress import Progress, ProgressReport
 from memory.embed import SentenceTransformerEmbedder
 from memory.models import Kind, OwnerIdentity, ParsedSource, SourceRef, Visibility
 from memory.sources import DateOrder, ImportOptions, ImportUnit, Skipped, find_imports
 from memory.sources.notes import KEY_PREFIX as NOTES_KEY_PREFIX
-from memory.store import IngestReport, MemoryStore, Progress
+from memory.store import IngestReport, MemoryStore
 from twin.config import OwnerSettings, Settings
-from twin.progress import ProgressReport
 
 log = logging.getLogger(__name__)
 # How many of the most frequent authors an owner warning names.

@@ -28,7 +28,7 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from core.clock import SYSTEM_CLOCK, Clock
-from twin.gguf_file import gguf_problem
+from core.gguf_file import gguf_problem
 from twin.privacy import ModelSide
 from twin.tasks import TaskKind
 

@@ -8,8 +8,9 @@ when memories are forgotten are migration 2 in `memory.migrations`.
 from memory.profile.bio import TemplateBioWriter
 from memory.profile.builder import BuildProgress, ProfileBuilder, ProfileConfig
 from memory.profile.db import ProfileBuildConflict, ProfileIntegrityError
-from memory.profile.extract import PatternFactExtractor
-from memory.profile.models import (
+from memory.profile.fact_patterns import PatternFactExtractor
+from memory.profile.read import Profile
+from memory.profile.records import (
     BioFact,
     BioRequest,
     BioTexts,
@@ -25,7 +26,6 @@ from memory.profile.models import (
     TopicName,
     TopicView,
 )
-from memory.profile.read import Profile
 from memory.profile.topics import KeywordTopicNamer, TopicConfig
 from memory.profile.writers import BioWriter, FactExtractor, TopicNamer
 

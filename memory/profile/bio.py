@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from memory.profile.models import BioFact, BioRequest, BioTexts, BioTopic, Scope
+from memory.profile.records import BioFact, BioRequest, BioTexts, BioTopic, Scope
 
 STATUS_DAYS = 60
 MAX_FACTS = 40

@@ -35,9 +35,10 @@ from memory.profile.bio import (
     TemplateBioWriter,
     bio_request,
 )
-from memory.profile.extract import PatternFactExtractor
+from memory.profile.fact_patterns import PatternFactExtractor
 from memory.profile.factbook import FactBook
-from memory.profile.models import (
+from memory.profile.plan import BioPlan, BuildPlan, ScopePlan, TopicRecord
+from memory.profile.records import (
     BioFact,
     BioRequest,
     BioTopic,
@@ -47,8 +48,7 @@ from memory.profile.models import (
     ScopeStats,
     TopicCluster,
 )
-from memory.profile.plan import BioPlan, BuildPlan, ScopePlan, TopicRecord
-from memory.profile.text import topic_terms
+from memory.profile.sentences import topic_terms
 from memory.profile.topics import (
     Background,
     KeywordTopicNamer,

@@ -16,8 +16,8 @@ import numpy as np
 
 from memory.models import Visibility
 from memory.profile.factbook import FactRecord, Support
-from memory.profile.models import Scope, effective_visibility
 from memory.profile.plan import BuildPlan, ScopePlan, TopicRecord
+from memory.profile.records import Scope, effective_visibility
 
 CHUNK = 900
 

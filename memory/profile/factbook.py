@@ -14,8 +14,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from memory.models import Visibility
-from memory.profile.models import FactDraft
-from memory.profile.text import normalise_value
+from memory.profile.records import FactDraft
+from memory.profile.sentences import normalise_value
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field, create_model
 from lm.base import LLM, ChatMessage, StructuredOutputError
 from memory.models import Memory
 from memory.profile.bio import TemplateBioWriter
-from memory.profile.models import (
+from memory.profile.records import (
     BioRequest,
     BioTexts,
     BioTopic,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from memory.profile.factbook import FactBook, FactRecord
-from memory.profile.models import BioTexts, Scope
+from memory.profile.records import BioTexts, Scope
 
 
 @dataclass(eq=False)

@@ -17,7 +17,7 @@ from core.clock import SYSTEM_CLOCK, Clock
 from memory.models import Visibility
 from memory.profile import db
 from memory.profile.bio import STATUS_DAYS, TemplateBioWriter, bio_request
-from memory.profile.models import (
+from memory.profile.records import (
     BioFact,
     BioTopic,
     BioView,
@@ -26,7 +26,7 @@ from memory.profile.models import (
     Scope,
     TopicView,
 )
-from memory.profile.text import topic_terms
+from memory.profile.sentences import topic_terms
 from memory.profile.topics import keyword_label
 from memory.store import MemoryStore
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from memory.profile.models import TopicCluster, TopicName
+from memory.profile.records import TopicCluster, TopicName
 
 # Above this many memories, mini-batch k-means: a few times faster, and as deterministic.
 MINI_BATCH_ABOVE = 5000

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from memory.models import Memory
-from memory.profile.models import BioRequest, BioTexts, FactDraft, TopicCluster, TopicName
+from memory.profile.records import BioRequest, BioTexts, FactDraft, TopicCluster, TopicName
 
 
 class TopicNamer(Protocol):

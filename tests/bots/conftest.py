@@ -16,11 +16,11 @@ from bots.state import BotState
 from lm import ChatLLM, ChatMessage, GenerationOptions
 from memory.embed import SentenceTransformerEmbedder
 from memory.store import MemoryStore
+from serving.answerers import Answerer, TwinModels
+from serving.service import Twin
 from tests.bots.fake_telegram import TelegramUser
-from twin.answerers import Answerer, TwinModels
 from twin.config import BotSettings, load_settings
 from twin.registry import ModelRegistry
-from twin.service import Twin
 from twin.tasks import CoTStrategy, PromptBudget
 
 # The persona's owner ids (examples/persona/twin.toml): Telegram "user5550101".

@@ -12,6 +12,7 @@ from bots.core import MAX_QUESTION_CHARS, BotCore, Outcome, Texts, parse_command
 from bots.state import BotState
 from memory.models import Kind, Visibility
 from memory.store import MemoryFilter
+from serving.service import Twin
 from tests.bots.conftest import (
     ALLOWED_CHANNEL,
     FRIEND_TG,
@@ -25,7 +26,6 @@ from tests.bots.conftest import (
     bot_settings,
 )
 from twin.privacy import Audience
-from twin.service import Twin
 from twin.tasks import WITHHELD
 
 PRIVATE_STRINGS = ("4071", "Remédios", "Monterey", "Helena Alves", "18,000")

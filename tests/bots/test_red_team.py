@@ -21,9 +21,9 @@ import pytest
 from bots.core import BotCore, Outcome
 from bots.state import BotState
 from memory.models import Visibility
+from serving.service import Twin
 from tests.bots.conftest import FRIEND_TG, ScriptedLLM, Speaker, bot_settings
 from twin.privacy import Audience
-from twin.service import Twin
 from twin.tasks import WITHHELD
 
 # Distinctive strings of each private fact; any of them in a reply is a leak.

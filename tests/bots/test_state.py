@@ -14,6 +14,9 @@ from bots.state import (
     TURNS_KEPT,
     BotState,
 )
+from twin.privacy import AudienceKind
+
+FRIEND, PUBLIC = AudienceKind.FRIEND, AudienceKind.PUBLIC
 
 
 class Clock:
@@ -28,14 +31,14 @@ def test_state_survives_a_restart(tmp_path: Path) -> None:
     with BotState.open(tmp_path) as state:
         state.set_paused(True)
         state.mark_processed("telegram", "9001:17")
-        talk = state.conversation_for("telegram", "9001", "Tomás", "friend", "telegram:9001")
+        talk = state.conversation_for("telegram", "9001", "Tomás", FRIEND, "telegram:9001")
         state.add_turn(talk.id, "user", "Tomás", "How is Biscuit?")
         state.add_turn(talk.id, "assistant", "Iris's twin", "Doing great.")
     with BotState.open(tmp_path) as state:
         assert state.paused
         assert state.was_processed("telegram", "9001:17")
         assert not state.was_processed("discord", "9001:17")
-        again = state.conversation_for("telegram", "9001", "Tomás", "friend", "telegram:9001")
+        again = state.conversation_for("telegram", "9001", "Tomás", FRIEND, "telegram:9001")
         assert again.id == talk.id and again.messages == 2
         assert [(t.role, t.text) for t in state.turns(talk.id, 10)] == [
             ("user", "How is Biscuit?"),
@@ -50,20 +53,20 @@ def test_a_conversation_ends_after_a_quiet_gap_a_new_audience_or_a_fresh_start(
 ) -> None:
     clock = Clock()
     with BotState(tmp_path / "bots.sqlite", clock) as state:
-        first = state.conversation_for("telegram", "9001", "Tomás", "friend", "telegram:9001")
+        first = state.conversation_for("telegram", "9001", "Tomás", FRIEND, "telegram:9001")
         state.add_turn(first.id, "user", "Tomás", "hi")
         clock.now += THREAD_GAP_SECONDS - 60
-        assert state.conversation_for("telegram", "9001", "T", "friend", "telegram:9001").id == (
+        assert state.conversation_for("telegram", "9001", "T", FRIEND, "telegram:9001").id == (
             first.id
         )
         clock.now += THREAD_GAP_SECONDS + 1
-        second = state.conversation_for("telegram", "9001", "T", "friend", "telegram:9001")
+        second = state.conversation_for("telegram", "9001", "T", FRIEND, "telegram:9001")
         assert second.id != first.id
         # Taken off the allowlist: a stranger's conversation is another thread.
-        third = state.conversation_for("telegram", "9001", "T", "public", "telegram:9001")
+        third = state.conversation_for("telegram", "9001", "T", PUBLIC, "telegram:9001")
         assert third.id != second.id
         assert state.close_conversation("telegram", "9001")
-        fourth = state.conversation_for("telegram", "9001", "T", "public", "telegram:9001")
+        fourth = state.conversation_for("telegram", "9001", "T", PUBLIC, "telegram:9001")
         assert fourth.id != third.id
         assert fourth.thread == f"bot:telegram:9001:{fourth.id}"
         assert fourth.source_key == "bot:telegram:9001"
@@ -75,7 +78,7 @@ def test_a_conversation_ends_after_a_quiet_gap_a_new_audience_or_a_fresh_start(
 def test_state_stays_bounded(tmp_path: Path) -> None:
     clock = Clock()
     with BotState(tmp_path / "bots.sqlite", clock) as state:
-        talk = state.conversation_for("discord", "42", "#general", "friend", "discord:chat:42")
+        talk = state.conversation_for("discord", "42", "#general", FRIEND, "discord:chat:42")
         for i in range(TURNS_KEPT + 15):
             state.add_turn(talk.id, "user", "Priya", f"message {i}", in_context=i % 2 == 0)
         kept = state.turns(talk.id, 1000)

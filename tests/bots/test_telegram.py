@@ -13,6 +13,7 @@ from bots.core import BotCore, Outcome, Texts
 from bots.state import BotState
 from bots.telegram_bot import TelegramBot, Webhook
 from memory.store import MemoryFilter
+from serving.service import Twin
 from tests.bots.conftest import (
     FRIEND_TG,
     OWNER_TG,
@@ -22,7 +23,6 @@ from tests.bots.conftest import (
     bot_settings,
 )
 from tests.bots.fake_telegram import FakeTelegram
-from twin.service import Twin
 
 
 @pytest.fixture

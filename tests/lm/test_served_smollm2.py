@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from app import app
 from lm import ChatMessage, GenerationOptions, LLMUnavailable, OpenAICompatibleLLM
 from memory.embed import SentenceTransformerEmbedder
 from memory.models import Visibility
@@ -29,7 +30,6 @@ from memory.store import MemoryStore
 from tests.llm_servers import LlamaServer
 from training.synthesize import Sample, SynthesisError, SynthesisLimits, synthesize
 from training.synthesize.filters import judge_threshold
-from twin.cli import app
 from twin.config import Settings, load_settings
 from twin.ingest import parse_paths, store_parsed
 from twin.privacy import Audience

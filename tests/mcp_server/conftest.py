@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from serving.service import Twin
 from tests.mcp_server.serving import serve_twin
-from twin.service import Twin
 
 
 @pytest.fixture

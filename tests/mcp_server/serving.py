@@ -18,8 +18,8 @@ from starlette.types import ASGIApp
 from mcp_server.http import PATH, http_app
 from mcp_server.profile import ProfileReader
 from mcp_server.server import build_server
+from serving.service import Twin
 from twin.config import MCPSettings
-from twin.service import Twin
 
 OWNER_TOKEN = "owner-token-0123456789abcdefghijklmnop"
 FRIEND_TOKEN = "friend-token-0123456789abcdefghijklmno"

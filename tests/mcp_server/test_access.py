@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import twin.cli
+import app
 from mcp_server.__main__ import app as module_app
 from mcp_server.access import OWNER, caller_for_token, is_loopback, narrower, origin_allowed
 from mcp_server.http import ServeError, check_http
@@ -93,7 +93,7 @@ def test_serving_a_public_address_without_a_token_is_refused(
     assert direct.exit_code == 1
     assert "refusing to serve MCP over HTTP on 0.0.0.0" in direct.output
 
-    served = runner.invoke(twin.cli.app, ["--home", str(tokenless_home), "serve", "mcp", *args])
+    served = runner.invoke(app.app, ["--home", str(tokenless_home), "serve", "mcp", *args])
     assert served.exit_code == 1
     assert "refusing to serve MCP over HTTP on 0.0.0.0" in served.output
     assert "[mcp] token" in served.output

@@ -16,12 +16,12 @@ from mcp.shared.exceptions import MCPError
 from mcp_server.tools import OWNER_ONLY
 from memory.models import Visibility
 from memory.profile import BioView, FactView, ProfileBuilder, ProfileView, Scope, TopicView
+from serving.service import Twin
 from tests.mcp_server.serving import FRIEND_TOKEN, OWNER_TOKEN, connected, serve_twin
 from tests.stored import stored_memory
 from tests.twin_fixtures import promote_a_copy
 from twin.privacy import Audience, AudienceKind
 from twin.registry import ModelRegistry
-from twin.service import Twin
 
 INITIALIZE = {
     "jsonrpc": "2.0",

@@ -15,8 +15,8 @@ from rich.console import Console
 from mcp_server.demo import OFFLINE, mcp_demo, server_parameters
 from mcp_server.schemas import Critique, EnhancedRequest, TwinAnswer
 from mcp_server.tools import OWNER_ONLY
+from serving.service import Twin
 from twin.privacy import Audience
-from twin.service import Twin
 from twin.tasks import nothing_found
 
 TOOLS = {"ask_twin", "search_memories", *OWNER_ONLY}

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from memory.models import Kind, MemoryDraft, ParsedSource, SourceRef, Visibility
-from memory.retrieve import RetrievalConfig, Retriever, fts_query
+from memory.retrieve import RELEVANCE_FLOOR, RetrievalConfig, Retriever, SearchHit, fts_query
 from memory.store import MemoryFilter, MemoryStore
+from tests.stored import stored_memory
 
 T0 = datetime(2026, 5, 2, 18, 0, tzinfo=UTC)
 CHAT = SourceRef(key="telegram:chat:7", kind="telegram", name="Telegram: Tomás")
@@ -155,3 +157,14 @@ def test_empty_query_and_empty_store(store: MemoryStore, memory: MemoryStore) ->
     assert Retriever(memory).search("   ") == []
     assert fts_query("the and of") == ""
     assert Retriever(memory).search("the and of", k=3) != []  # dense still answers
+
+
+def test_a_memory_is_relevant_by_a_word_a_fact_or_its_meaning() -> None:
+    memory = stored_memory("About me: I grew up in Edinburgh", source_key="notes:about-me.md")
+    unrelated = SearchHit(memory=memory, score=0.1, dense_rank=4, similarity=0.05)
+    assert not unrelated.relevant
+    assert replace(unrelated, lexical_rank=0).relevant
+    assert replace(unrelated, similarity=RELEVANCE_FLOOR).relevant
+    # "Which places have I lived in?" shares no word with the note, but matches the L1 fact
+    # "used to live in Edinburgh" that rests on it
+    assert replace(unrelated, fact_rank=0).relevant

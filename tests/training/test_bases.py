@@ -14,6 +14,7 @@ from llama_cpp import Llama
 from tokenizers import Tokenizer
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from core.gguf_file import metadata_string
 from training import bases
 from training.bases import (
     COMPLETE,
@@ -25,7 +26,6 @@ from training.bases import (
     resolve_base,
 )
 from training.export import export_gguf
-from twin.gguf_file import metadata_string
 
 TEXTS = (
     "I finished the Lisbon half in 1:52:41 on Sunday 15 March 2026 — under two hours!",

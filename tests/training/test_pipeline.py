@@ -17,6 +17,7 @@ from lm.hf_transformers import TransformersLLM
 from memory.embed import SentenceTransformerEmbedder
 from memory.models import SourceRef, Visibility
 from memory.store import MemoryStore
+from serving.answerers import TwinModels
 from tests.conftest import PERSONA_NOW
 from tests.training.handmade import FACTS, PRIVATE_WORD, HandmadeData, add_memories
 from training.lora import ModelStack
@@ -34,7 +35,6 @@ from training.pipeline.stages import worse_than_base
 from training.recipe import RunOptions, fast_recipe
 from training.sft import TrainReport
 from training.synthesize.samples import Split
-from twin.answerers import TwinModels
 from twin.config import Settings, load_settings
 from twin.privacy import AudienceKind, ModelSide
 from twin.registry import ModelMetrics, ModelRegistry

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from core.job_store import next_retraining
 from memory.embed import SentenceTransformerEmbedder
 from memory.models import SourceRef
 from memory.store import MemoryStore
 from tests.twin_fixtures import register_model
 from training.schedule import RetrainScheduler, decide, retrain_if_needed
 from twin.config import ConfigError, load_settings
-from twin.job_store import next_retraining
 from twin.registry import ModelRegistry
 
 

@@ -28,15 +28,14 @@ from collections.abc import Iterable, Sequence
 
 from core.clock import SYSTEM_CLOCK, Clock
 from memory.models import Memory, OwnerIdentity
-from memory.profile.text import content_words
+from memory.profile.sentences import content_words
 from memory.retrieve import Retriever
 from memory.store import MemoryStore
 from training.synthesize.drafts import Draft
-from training.synthesize.extract import normalise
+from training.synthesize.passages import normalise
 from training.synthesize.samples import Sample
 from training.synthesize.templates import is_l1_fact_template
 from twin.privacy import Audience
-from twin.service import is_relevant
 from twin.tasks import (
     ContextMemory,
     CoTStrategy,
@@ -79,7 +78,7 @@ class ServingSearch:
     def memories(self, query: str) -> list[Memory]:
         """The memories serving would put in the prompt for `query`, best first."""
         hits = self.retriever.search(query, k=self.k, flt=self.filter, asker=self.asker)
-        return [hit.memory for hit in hits if is_relevant(hit)]
+        return [hit.memory for hit in hits if hit.relevant]
 
 
 class Assembler:

@@ -26,14 +26,14 @@ from datetime import timedelta
 from lm.base import ChatMessage
 from memory.models import Kind, Memory
 from training.synthesize.drafts import Draft
-from training.synthesize.extract import (
+from training.synthesize.material import Material
+from training.synthesize.passages import (
     SpanKind,
     clean_markdown,
     find_spans,
     speak_dates,
     strip_symbols,
 )
-from training.synthesize.material import Material
 from training.synthesize.samples import Split
 from training.synthesize.voice import QuestionForm, to_first_person
 from twin.privacy import AudienceKind

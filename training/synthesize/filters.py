@@ -30,7 +30,7 @@ from core.calendar import MONTH_NAMES
 from lm.base import LLM, ChatMessage, LLMUnavailable, StructuredOutputError
 from memory.models import Memory
 from memory.store import MemoryStore
-from training.synthesize.extract import normalise
+from training.synthesize.passages import normalise
 from training.synthesize.samples import Sample, Split
 from training.synthesize.with_llm import SynthesisError
 from twin.privacy import Audience

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 
 from memory.retrieve import STOPWORDS
-from training.synthesize.extract import word_set
+from training.synthesize.passages import word_set
 
 # Irregular past tenses (and a few participles) → the base form.
 IRREGULAR_PAST = {

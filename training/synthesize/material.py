@@ -16,7 +16,7 @@ from typing import Any
 from memory.models import Memory
 from memory.retrieve import STOPWORDS
 from memory.store import MemoryStore
-from training.synthesize.extract import Lexicon, Passage, normalise, passages, word_set
+from training.synthesize.passages import Lexicon, Passage, normalise, passages, word_set
 from training.synthesize.voice import Voice
 from twin.config import Pronouns
 from twin.privacy import Audience

@@ -34,7 +34,15 @@ from datetime import datetime
 from core.calendar import MONTH_NAMES
 from memory.models import Kind, Memory
 from training.synthesize.drafts import Draft
-from training.synthesize.extract import (
+from training.synthesize.grammar import (
+    RELATIVE_TIME,
+    Clause,
+    analyse,
+    base_form,
+    noun_phrase,
+)
+from training.synthesize.material import Fact, Material
+from training.synthesize.passages import (
     ISO_DATE,
     MONTHS,
     WEEKDAYS,
@@ -48,14 +56,6 @@ from training.synthesize.extract import (
     strip_symbols,
     word_set,
 )
-from training.synthesize.grammar import (
-    RELATIVE_TIME,
-    Clause,
-    analyse,
-    base_form,
-    noun_phrase,
-)
-from training.synthesize.material import Fact, Material
 from training.synthesize.samples import Split
 from training.synthesize.templates import (
     FACTS,

@@ -22,7 +22,7 @@ import hashlib
 import random
 from collections.abc import Callable, Sequence
 
-from training.synthesize.extract import Lexicon, normalise, span_kind
+from training.synthesize.passages import Lexicon, normalise, span_kind
 from training.synthesize.samples import PairReason, PreferencePair, Sample, Split
 from twin.privacy import AudienceKind
 from twin.tasks import WITHHELD, TaskKind, nothing_found, split_reasoning

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from memory.models import Memory
 from training.synthesize.assemble import ServingSearch
 from training.synthesize.drafts import Draft
-from training.synthesize.extract import (
+from training.synthesize.material import Material
+from training.synthesize.passages import (
     ISO_DATE,
     Passage,
     Span,
@@ -34,7 +35,6 @@ from training.synthesize.extract import (
     normalise,
     strip_symbols,
 )
-from training.synthesize.material import Material
 from training.synthesize.samples import Split
 from training.synthesize.templates import AREAS, CRITIC_REPLY, Area, Template
 from training.synthesize.voice import lower_first, to_second_person

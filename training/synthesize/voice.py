@@ -21,8 +21,8 @@ from enum import StrEnum
 
 from core.calendar import spoken_date
 from memory.models import Kind, Memory
-from training.synthesize.extract import word_set
 from training.synthesize.grammar import base_form, third_person_singular
+from training.synthesize.passages import word_set
 from twin.config import Pronouns
 from twin.privacy import AudienceKind
 

@@ -8,7 +8,7 @@ import json
 from core.clock import FixedClock
 from memory.models import Visibility
 from memory.profile import BuildReport, Profile, ProfileBuilder, ProfileView, Scope
-from memory.profile.text import plain, topic_terms
+from memory.profile.sentences import plain, topic_terms
 from memory.store import MemoryStore
 from tests.conftest import PERSONA_NOW
 from tests.memory.profile.conftest import OWNER, PRIVATE_STRINGS

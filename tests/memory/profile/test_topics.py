@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from memory.profile.models import Scope, TopicCluster
-from memory.profile.text import content_words, topic_terms
+from memory.profile.records import Scope, TopicCluster
+from memory.profile.sentences import content_words, topic_terms
 from memory.profile.topics import (
     KeywordTopicNamer,
     TopicConfig,

@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from memory.profile.text import content_words
+from memory.profile.sentences import content_words
 from memory.store import MemoryStore
+from serving.service import ProfileBios
 from training.synthesize import Dataset, Fact, SynthesisLimits, synthesize
-from training.synthesize.extract import normalise
 from training.synthesize.filters import rendered_again
+from training.synthesize.passages import normalise
 from training.synthesize.samples import PairReason, PreferencePair, Sample, Split
 from training.synthesize.templates import is_l1_fact_template
 from twin.privacy import Audience, AudienceKind
-from twin.service import ProfileBios
 from twin.tasks import (
     WITHHELD,
     CoTStrategy,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from training.synthesize.extract import Lexicon
+from training.synthesize.passages import Lexicon
 from training.synthesize.preferences import preference_pairs
 from training.synthesize.samples import PairReason, PreferencePair, Sample, Split
 from twin.privacy import AudienceKind

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from twin import progress as progress_module
-from twin.progress import progress_bar, stage_progress
+from core import progress as progress_module
+from core.progress import progress_bar, stage_progress
 
 
 def messages(caplog: pytest.LogCaptureFixture) -> list[str]:

@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
+from app.common import TwinApp, app, console, err, fail, open_memory, settings
+from core.progress import progress_bar
 from memory.models import Visibility
 from memory.sources import IMPORTERS, DateOrder, ImportFormatError, NothingToImport, Skipped
 from memory.sources import SkipReason as Skip
-from twin.cli.common import TwinApp, app, console, err, fail, open_memory, settings
 from twin.command_line import root_home
 from twin.privacy import Audience
-from twin.progress import progress_bar
 
 if TYPE_CHECKING:
     from memory.retrieve import SearchHit

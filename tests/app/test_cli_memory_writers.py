@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from twin.cli import app
+from app import app
 
 TWIN = Path(sys.executable).with_name("twin")
 SAM = Path("whatsapp") / "WhatsApp Chat with Sam.txt"

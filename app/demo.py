@@ -20,16 +20,16 @@ from mcp_server.demo import mcp_demo
 from memory.profile import Profile, ProfileBuilder
 from memory.retrieve import Retriever, SearchHit
 from memory.store import MemoryStore
-from training.cli import print_result, stage_bars
-from training.evaluate import PersonaQuestion, load_questions
+from serving.service import open_twin
+from training.commands import print_result, stage_bars
+from training.evaluate import Asker, PersonaQuestion, load_questions
 from training.pipeline import TrainingRun
 from training.recipe import RunOptions
 from twin.config import Settings, load_settings
 from twin.ingest import open_store, parse_paths, store_parsed
 from twin.privacy import Audience
-from twin.service import open_twin
 
-PERSONA = Path(__file__).resolve().parents[2] / "examples" / "persona"
+PERSONA = Path(__file__).resolve().parents[1] / "examples" / "persona"
 MARKER = ".twin-demo"
 
 SEARCHES = [
@@ -58,10 +58,10 @@ def demo_questions(persona: Path, per_group: int = 2) -> list[PersonaQuestion]:
     path = persona / "questions.jsonl"
     if not path.is_file():
         return []
-    groups: dict[tuple[str, bool], list[PersonaQuestion]] = {}
+    groups: dict[tuple[Asker, bool], list[PersonaQuestion]] = {}
     for q in load_questions(path):
-        groups.setdefault((q.audience, q.private), []).append(q)
-    wanted = [("self", False), ("friend", False), ("friend", True)]
+        groups.setdefault((q.asker, q.private), []).append(q)
+    wanted = [(Asker.OWNER, False), (Asker.FRIEND, False), (Asker.FRIEND, True)]
     return [q for key in wanted for q in groups.get(key, [])[:per_group]]
 
 
@@ -126,12 +126,11 @@ def _ask(
     table.add_column("the twin says", overflow="fold", ratio=1)
     try:
         for q in questions:
-            who = Audience.owner() if q.audience == "self" else Audience.friend()
-            reply = twin.answer(q.question, who)
+            reply = twin.answer(q.question, q.asker.audience)
             verdict = q.judged(reply.text)
             colour = "green" if q.right(reply.text) else "red"
             table.add_row(
-                str(who.kind),
+                str(q.asker.audience.kind),
                 escape(q.question),
                 escape(" / ".join(q.answers[:2])),
                 f"[{colour}]{verdict}[/]",

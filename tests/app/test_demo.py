@@ -6,8 +6,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from twin.cli import app
-from twin.cli.demo import PERSONA, demo_questions
+from app import app
+from app.demo import PERSONA, demo_questions
+from training.evaluate import Asker
 
 runner = CliRunner()
 
@@ -40,6 +41,7 @@ def test_the_demo_never_wipes_a_folder_it_did_not_create(tmp_path: Path) -> None
 
 def test_demo_questions_cover_each_audience() -> None:
     questions = demo_questions(PERSONA)
-    groups = [(q.audience, q.private) for q in questions]
-    assert groups == [("self", False)] * 2 + [("friend", False)] * 2 + [("friend", True)] * 2
+    groups = [(q.asker, q.private) for q in questions]
+    owner, friend = Asker.OWNER, Asker.FRIEND
+    assert groups == [(owner, False)] * 2 + [(friend, False)] * 2 + [(friend, True)] * 2
     assert demo_questions(PERSONA / "notes") == []

@@ -101,7 +101,7 @@ def _run(settings: Settings, make_bots: Callable[[BotCore], Sequence[RunningBot]
     from bots.core import BotCore
     from bots.serve import run_until_stopped
     from bots.state import BotState
-    from twin.service import open_twin
+    from serving.service import open_twin
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

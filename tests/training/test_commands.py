@@ -14,7 +14,7 @@ from memory.embed import SentenceTransformerEmbedder
 from memory.store import MemoryStore
 from tests.training.handmade import HandmadeData, add_memories
 from tests.twin.test_registry import add_version
-from training.cli import models_app, train
+from training.commands import models_app, train
 from twin.command_line import set_root_home
 from twin.config import load_settings
 from twin.registry import ModelRegistry
@@ -44,7 +44,7 @@ def home(tmp_path: Path) -> Path:
 @pytest.fixture(autouse=True)
 def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tables as a wide terminal prints them, so rows stay on one line."""
-    monkeypatch.setattr("training.cli.console", Console(width=200))
+    monkeypatch.setattr("training.commands.console", Console(width=200))
 
 
 def invoke(home: Path, *args: str) -> tuple[int, str]:

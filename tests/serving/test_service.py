@@ -9,12 +9,10 @@ from dataclasses import replace
 import pytest
 
 from lm.base import ChatLLM, ChatMessage, GenerationOptions
-from memory.retrieve import SearchHit
-from tests.stored import stored_memory
+from serving.answerers import Choice
+from serving.service import Twin
 from tests.twin_fixtures import promote_a_copy
-from twin.answerers import Choice
 from twin.privacy import Audience, AudienceKind
-from twin.service import RELEVANCE_FLOOR, Twin, is_relevant
 from twin.tasks import WITHHELD, TaskKind, nothing_found
 
 
@@ -201,14 +199,3 @@ def test_a_memory_answer_that_memory_does_not_support_gives_way_to_the_memory(
         persona_twin.settings, "answers", checked.model_copy(update={"grounded_only": False})
     )
     assert persona_twin.answer("What happened to Biscuit's paw?").text == reply
-
-
-def test_a_memory_is_relevant_by_a_word_a_fact_or_its_meaning() -> None:
-    memory = stored_memory("About me: I grew up in Edinburgh", source_key="notes:about-me.md")
-    unrelated = SearchHit(memory=memory, score=0.1, dense_rank=4, similarity=0.05)
-    assert not is_relevant(unrelated)
-    assert is_relevant(replace(unrelated, lexical_rank=0))
-    assert is_relevant(replace(unrelated, similarity=RELEVANCE_FLOOR))
-    # "Which places have I lived in?" shares no word with the note, but matches the L1 fact
-    # "used to live in Edinburgh" that rests on it
-    assert is_relevant(replace(unrelated, fact_rank=0))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from twin.cli import app
+from app import app
 
 ROOT = Path(__file__).resolve().parents[2]
 # Each takes from a few tenths of a second to seconds to import.
@@ -37,7 +37,7 @@ def loaded_by(*args: str, watched: tuple[str, ...] = HEAVY) -> list[str]:
     as its own process."""
     script = f"""
 import json, sys
-from twin.cli import app
+from app import app
 try:
     app({list(args)!r})
 except SystemExit as exc:

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from app import app
 from memory.embed import SentenceTransformerEmbedder
 from memory.models import Visibility
 from memory.store import MemoryStore
 from tests.lm.scripted_server import ScriptedServer, chat_reply
-from twin.cli import app
 from twin.config import load_settings
 from twin.ingest import parse_paths, store_parsed
 

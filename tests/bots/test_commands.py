@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from bots.cli import bot_app
+from bots.commands import bot_app
 from tests.bots.conftest import FRIEND_TG, OWNER_DISCORD, OWNER_TG
 from tests.bots.fake_discord import DiscordUser, FakeDiscord
 from tests.bots.fake_telegram import FakeTelegram

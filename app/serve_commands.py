@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from app.common import err, fail, settings
 from mcp_server.launch import HostOption, HttpOption, PortOption, run_mcp
-from twin.cli.common import err, fail, settings
 
 if TYPE_CHECKING:
     from bots.serve import RunningBot
     from bots.state import BotState
+    from serving.service import Twin
     from twin.config import Settings
-    from twin.service import Twin
 
 serve_app = typer.Typer(help="Serve the twin: MCP over HTTP, the bots, and scheduled retraining.")
 
@@ -52,8 +52,8 @@ def serve(
     from bots.serve import run_until_stopped
     from bots.state import BotState
     from mcp_server.http import ServeError
+    from serving.service import open_twin
     from twin.config import ConfigError
-    from twin.service import open_twin
 
     s = settings()
     logging.basicConfig(

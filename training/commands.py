@@ -2,7 +2,7 @@
 
 Plain Typer commands for the `twin` app to register (`app.command()(train)`,
 `app.add_typer(models_app, name="models")`). They find the twin's home through the root
-command's `--home` option, so they need nothing from `twin.cli`. Every `twin` command loads
+command's `--home` option, so they need nothing from `app`. Every `twin` command loads
 this module, so the pipeline, the registry and the settings are imported by the commands.
 """
 
@@ -20,9 +20,9 @@ from rich.console import Console
 from rich.progress import Progress, TaskID
 from rich.table import Table
 
+from core.progress import rich_bar
 from twin.command_line import command_settings, err, fail
 from twin.privacy import ModelSide
-from twin.progress import rich_bar
 from twin.tasks import CoTStrategy
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from bots.text import DISCORD_LIMIT, TELEGRAM_LIMIT, split_message, utf16_length
+from bots.splitting import DISCORD_LIMIT, TELEGRAM_LIMIT, split_message, utf16_length
 
 PROSE = (
     "Biscuit had his stitches out on the 21st and is back to stealing socks. "

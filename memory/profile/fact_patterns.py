@@ -26,8 +26,8 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 
 from memory.models import Memory
-from memory.profile.models import FactDraft
-from memory.profile.text import sentences
+from memory.profile.records import FactDraft
+from memory.profile.sentences import sentences
 
 LIMITS = (
     "Facts were extracted offline, by matching a fixed set of first-person patterns in your own "

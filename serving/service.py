@@ -21,9 +21,9 @@ from memory.models import Kind, Memory, SourceRef, Visibility
 from memory.profile import Profile
 from memory.retrieve import Retriever, SearchHit
 from memory.store import MemoryStore
-from twin.answerers import Answerer, TwinModels
+from serving.answerers import Answerer, TwinModels
+from serving.grounding import grounding
 from twin.config import Settings
-from twin.grounding import grounding
 from twin.llm_factory import build_llm
 from twin.privacy import Audience, OutputGuard
 from twin.registry import ModelRegistry
@@ -43,9 +43,6 @@ from twin.tasks import (
 )
 
 log = logging.getLogger(__name__)
-
-# Below this cosine similarity, and with no word in common, a memory is not about the question.
-RELEVANCE_FLOOR = 0.3
 
 
 class BioSource(Protocol):
@@ -222,7 +219,7 @@ class Twin:
             flt=audience.memory_filter(),
             asker=audience.asker,
         )
-        relevant = [h for h in hits if is_relevant(h)]
+        relevant = [h for h in hits if h.relevant]
         evidence = tuple(Evidence.of(h.memory) for h in relevant)
         search_similarity = max((h.similarity or 0.0 for h in relevant), default=0.0)
         if kind == TaskKind.MEMORY_QA and not relevant:
@@ -300,7 +297,7 @@ class Twin:
 
     def _grounded(self, answer: str, request: TaskRequest, audience: Audience) -> bool:
         """Whether a memory answer says something the memories it was shown support (see
-        `twin.grounding`); "memory holds nothing" is an answer too."""
+        `serving.grounding`); "memory holds nothing" is an answer too."""
         if not answer.strip() or answer == nothing_found(audience.kind):
             return True
         names = [self.owner, *self.settings.owner.aliases, request.asker or ""]
@@ -362,17 +359,6 @@ class Twin:
             model="retrieval",
             model_problem=problem,
         )
-
-
-def is_relevant(hit: SearchHit) -> bool:
-    """Whether a retrieved memory is about the query at all (shares a word with it, stands
-    behind an L1 fact that does, or is close in meaning): the rule for what goes into a
-    prompt, in serving and in training."""
-    return (
-        hit.lexical_rank is not None
-        or hit.fact_rank is not None
-        or (hit.similarity or 0.0) >= RELEVANCE_FLOOR
-    )
 
 
 def open_twin(

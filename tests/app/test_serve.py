@@ -12,10 +12,10 @@ import sys
 import time
 from pathlib import Path
 
+from core.job_store import next_retraining
 from tests.mcp_server.serving import OWNER_TOKEN, connected
 from tests.twin_fixtures import register_model
 from twin.config import load_settings
-from twin.job_store import next_retraining
 
 
 def free_port() -> int:
@@ -35,7 +35,7 @@ def test_twin_serve_runs_mcp_and_the_schedule_until_sigterm(
         [
             sys.executable,
             "-c",
-            "from twin.cli import app; app()",
+            "from app import app; app()",
             "--home",
             str(persona_home),
             "serve",

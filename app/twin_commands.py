@@ -11,12 +11,12 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
+from app.common import app, console, err, fail, settings
 from memory.sources import ImportFormatError
-from twin.cli.common import app, console, err, fail, settings
 from twin.privacy import Audience
 
 if TYPE_CHECKING:
-    from twin.service import Twin, TwinReply
+    from serving.service import Twin, TwinReply
 
 
 @app.command()
@@ -31,8 +31,8 @@ def demo(
 ) -> None:
     """Run the whole product on the bundled sample persona, offline: ingest, search, profile,
     fine-tune SmolLM2 into the twin (LoRA SFT + DPO), ask it, and use it over MCP."""
+    from app.demo import run_demo
     from training.pipeline import PipelineError
-    from twin.cli.demo import run_demo
     from twin.config import ConfigError
 
     try:
@@ -43,9 +43,9 @@ def demo(
 
 def _reply(task: Callable[[Twin, Audience], TwinReply], audience: str = "owner") -> TwinReply:
     """Open the twin, run one task on it as `audience`, close it; errors exit with a message."""
+    from serving.service import open_twin
     from twin.config import ConfigError
     from twin.registry import RegistryError
-    from twin.service import open_twin
 
     try:
         who = Audience.parse(audience)

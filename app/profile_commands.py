@@ -10,9 +10,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from twin.cli.common import app, console, fail, open_memory, settings
+from app.common import app, console, fail, open_memory, settings
+from core.progress import stage_progress
 from twin.privacy import Audience
-from twin.progress import stage_progress
 
 if TYPE_CHECKING:
     from memory.profile import ProfileView
@@ -94,8 +94,8 @@ def profile_show(
 def print_profile(view: ProfileView, audience: str) -> None:
     """The profile as readable text; everything that comes from memory is escaped, so a
     "[photo]" in a message is printed rather than read as markup."""
-    from memory.profile.extract import LIMITS as OFFLINE_FACT_LIMITS
-    from memory.profile.extract import PatternFactExtractor
+    from memory.profile.fact_patterns import LIMITS as OFFLINE_FACT_LIMITS
+    from memory.profile.fact_patterns import PatternFactExtractor
 
     if view.build_id is None:
         console.print("[dim]No profile has been built yet: run `twin profile build`.[/]")

@@ -9,7 +9,8 @@ import pytest
 
 from memory.models import Kind, Memory
 from tests.stored import stored_memory
-from training.synthesize.extract import (
+from training.synthesize.grammar import analyse, base_form, noun_phrase, third_person_singular
+from training.synthesize.passages import (
     Lexicon,
     SpanKind,
     find_spans,
@@ -18,7 +19,6 @@ from training.synthesize.extract import (
     span_kind,
     speak_dates,
 )
-from training.synthesize.grammar import analyse, base_form, noun_phrase, third_person_singular
 from training.synthesize.voice import (
     QuestionForm,
     Voice,

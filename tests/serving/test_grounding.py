@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from twin.grounding import content_words, grounding
+from serving.grounding import content_words, grounding
 
 MEMORIES = [
     "Iris Calder",

@@ -4,11 +4,11 @@ The faces bring their own command groups: `twin bot` (Telegram and Discord), `tw
 `twin models` (the L2 pipeline and registry); `twin serve` runs them together.
 """
 
-from bots.cli import bot_app
-from training.cli import models_app, train
-from twin.cli import memory_commands, profile_commands, twin_commands
-from twin.cli.common import app
-from twin.cli.serve_commands import serve_app
+from app import memory_commands, profile_commands, twin_commands
+from app.common import app
+from app.serve_commands import serve_app
+from bots.commands import bot_app
+from training.commands import models_app, train
 
 app.add_typer(serve_app, name="serve")
 app.add_typer(bot_app, name="bot", help="Let friends ask the twin on Telegram or Discord.")
