@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import sys
 import tempfile
@@ -192,6 +193,22 @@ class NoRetrieval:
         return parse_reply(TaskKind.MEMORY_QA, raw).answer
 
 
+class AsServed:
+    """The twin's answers as served, counting those shown from memory instead of the model's
+    (no model, or an answer memory does not hold)."""
+
+    def __init__(self, twin: Twin) -> None:
+        self.twin = twin
+        self.asked = 0
+        self.from_memory = 0
+
+    def __call__(self, q: Question) -> str:
+        reply = self.twin.answer(q.text, q.audience)
+        self.asked += 1
+        self.from_memory += reply.model == "retrieval"
+        return reply.text
+
+
 def top_memory(twin: Twin, q: Question) -> str:
     """The top memory the asker may see, as the model is shown it."""
     hits = twin.retriever.search(
@@ -223,10 +240,16 @@ def plot(table: dict[str, dict[str, float]], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def _run_in_notes(notes: str) -> str:
+    """The run id that versions registered before `Manifest.run_id` wrote in their notes."""
+    found = re.fullmatch(r"run (\S+)", notes.strip())
+    return found.group(1) if found else ""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("home", type=Path)
-    parser.add_argument("--run", help="a run id (default: the latest)")
+    parser.add_argument("--run", help="a run id (default: the one that trained the served version)")
     default_questions = Path(__file__).resolve().parents[1] / "examples/persona/questions.jsonl"
     parser.add_argument("--questions", type=Path, default=default_questions)
     parser.add_argument("--ways", default=",".join(WAYS), help="which ways, comma-separated")
@@ -243,11 +266,12 @@ def main() -> None:
     runs = sorted(p.parent.name for p in settings.paths.runs_dir.glob("*/run.json"))
     if not args.run and not runs:
         raise SystemExit(f"{args.home} has no training run: run `twin train` first")
-    run_id = args.run or runs[-1]
     registry = ModelRegistry(settings.paths.models_dir)
     manifest = registry.current()
     if manifest is None:
         raise SystemExit(f"no model is serving in {args.home}: run `twin train` first")
+    # the run that trained the served version (its held-out samples and SFT adapters)
+    run_id = args.run or manifest.run_id or _run_in_notes(manifest.notes) or runs[-1]
 
     table: dict[str, dict[str, float]] = {}
     with MemoryStore.open(settings.paths.memory_dir, SentenceTransformerEmbedder()) as store:
@@ -262,6 +286,8 @@ def main() -> None:
         def measure(way: str, twin: Twin, answer: Callable[[Question], str]) -> None:
             print(f"[{WAYS[way]}] {len(questions)} questions", file=sys.stderr, flush=True)
             table[way] = score(questions, answer)
+            if isinstance(answer, AsServed) and answer.asked:
+                table[way]["shown from memory"] = round(answer.from_memory / answer.asked, 2)
             if way in ("a", "a-sft", "e"):
                 for name, figure in (
                     ("held-out enhance", enhance_score(twin, enhance)),
@@ -275,7 +301,7 @@ def main() -> None:
         served = Twin(settings, store, TwinModels(registry, threads=args.threads))
         try:
             if "a" in ways:
-                measure("a", served, lambda q: served.answer(q.text, q.audience).text)
+                measure("a", served, AsServed(served))
             if "b" in ways:
                 measure("b", served, NoRetrieval(served, manifest))
             if "c" in ways:
@@ -297,7 +323,7 @@ def main() -> None:
                     ggufs[ModelSide.SHARED] = ggufs[ModelSide.OWNER]
                 with served_as(settings, manifest, ggufs, args.threads) as models:
                     twin = Twin(settings, store, models)
-                    measure(way, twin, lambda q, twin=twin: twin.answer(q.text, q.audience).text)
+                    measure(way, twin, AsServed(twin))
 
     counts: dict[str, int] = {}
     for q in questions:

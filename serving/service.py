@@ -35,6 +35,7 @@ from twin.tasks import (
     TaskKind,
     TaskRequest,
     Verdict,
+    excerpt,
     is_identity_question,
     is_question,
     nothing_found,
@@ -43,6 +44,9 @@ from twin.tasks import (
 )
 
 log = logging.getLogger(__name__)
+
+# How much of the closest memory is shown when no model answer is.
+FALLBACK_CHARS = 300
 
 
 class BioSource(Protocol):
@@ -213,15 +217,16 @@ class Twin:
         choice = self.models.choose(audience.kind)
         loaded = choice.answerer
         budget = loaded.budget if loaded else PromptBudget()
+        focus = query or text
         hits = self.retriever.search(
-            query or text,
+            focus,
             k=budget.memories,
             flt=audience.memory_filter(),
             asker=audience.asker,
         )
         relevant = [h for h in hits if h.relevant]
         evidence = tuple(Evidence.of(h.memory) for h in relevant)
-        search_similarity = max((h.similarity or 0.0 for h in relevant), default=0.0)
+        search_similarity = _best_similarity(relevant)
         if kind == TaskKind.MEMORY_QA and not relevant:
             if is_question(text):
                 return TwinReply(
@@ -233,7 +238,7 @@ class Twin:
                 )
             kind = TaskKind.CHAT
         if loaded is None:
-            return self._without_model(kind, relevant, evidence, search_similarity, choice.problem)
+            return self._without_model(kind, relevant, focus, choice.problem)
 
         request = TaskRequest(
             kind=kind,
@@ -255,18 +260,18 @@ class Twin:
         except LLMError as exc:
             log.error("the %s model failed (%s); answering from retrieval", loaded.label, exc)
             problem = f"the {loaded.label} model failed: {exc}"
-            return self._without_model(kind, relevant, evidence, search_similarity, problem)
+            return self._without_model(kind, relevant, focus, problem)
         parsed = parse_reply(kind, raw)
         if not parsed.answer.strip() and relevant:
             # Reasoning and no answer (cut off, or a model repeating its think tag): saying
             # "memory holds nothing" beside relevant memories would be false; show them instead.
             log.warning("the %s model gave no answer; answering from retrieval", loaded.label)
             problem = f"the {loaded.label} model gave no answer (only reasoning)"
-            return self._without_model(kind, relevant, evidence, search_similarity, problem)
+            return self._without_model(kind, relevant, focus, problem)
         grounded_only = self.settings.answers.grounded_only and kind == TaskKind.MEMORY_QA
         if grounded_only and not self._grounded(parsed.answer, request, audience):
             log.info("the %s model's answer is not grounded; showing memory", loaded.label)
-            return self._without_model(kind, relevant, evidence, search_similarity, "")
+            return self._without_model(kind, relevant, focus, "")
         result = TwinReply(
             kind=kind,
             text=parsed.answer or nothing_found(audience.kind),
@@ -336,12 +341,12 @@ class Twin:
         self,
         kind: TaskKind,
         hits: list[SearchHit],
-        evidence: tuple[Evidence, ...],
-        search_similarity: float,
+        focus: str,
         problem: str,
     ) -> TwinReply:
-        """No model can answer (none trained, a damaged one, a failed call): show what memory
-        holds, and say why in `model_problem` for the faces to report."""
+        """No model can answer (none trained, a damaged one, a failed call, an answer memory
+        does not hold): show the part of the closest memory about `focus`, and say why in
+        `model_problem` for the faces to report."""
         if not hits:
             return TwinReply(
                 kind,
@@ -350,15 +355,20 @@ class Twin:
                 model="retrieval",
                 model_problem=problem,
             )
-        top = hits[0].memory
+        top = ContextMemory.of(hits[0].memory)
         return TwinReply(
             kind,
-            f"(The closest memory, {ContextMemory.of(top).when}:) {top.snippet(300)}",
-            evidence=evidence,
-            search_similarity=round(search_similarity, 3),
+            f"(The closest memory, {top.when}:) {excerpt(top.text, focus, FALLBACK_CHARS)}",
+            evidence=tuple(Evidence.of(h.memory) for h in hits),
+            search_similarity=round(_best_similarity(hits), 3),
             model="retrieval",
             model_problem=problem,
         )
+
+
+def _best_similarity(hits: Sequence[SearchHit]) -> float:
+    """How close in meaning the best of the memories found is to the query."""
+    return max((h.similarity or 0.0 for h in hits), default=0.0)
 
 
 def open_twin(

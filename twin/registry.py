@@ -96,6 +96,8 @@ class Manifest(BaseModel):
     context_memories: int = 4
     context_chars: int = 200
     context_bio: bool = True
+    # The training run that made this version (empty for a version registered by hand).
+    run_id: str = ""
     notes: str = ""
 
     @model_validator(mode="before")

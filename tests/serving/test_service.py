@@ -10,7 +10,7 @@ import pytest
 
 from lm.base import ChatLLM, ChatMessage, GenerationOptions
 from serving.answerers import Choice
-from serving.service import Twin
+from serving.service import FALLBACK_CHARS, Twin
 from tests.twin_fixtures import promote_a_copy
 from twin.privacy import Audience, AudienceKind
 from twin.tasks import WITHHELD, TaskKind, nothing_found
@@ -199,3 +199,30 @@ def test_a_memory_answer_that_memory_does_not_support_gives_way_to_the_memory(
         persona_twin.settings, "answers", checked.model_copy(update={"grounded_only": False})
     )
     assert persona_twin.answer("What happened to Biscuit's paw?").text == reply
+
+
+def test_memory_shown_instead_of_an_answer_is_the_part_about_the_question(
+    persona_twin: Twin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    owner = Audience.owner()
+    found = persona_twin.retriever.search(
+        "food notes vegetarian coriander", k=10, flt=owner.memory_filter()
+    )
+    notes = next(h for h in found if "Vegetarian" in h.memory.text)
+    # a long memory whose start says nothing about bread
+    assert notes.memory.text.index("sourdough") > FALLBACK_CHARS
+    monkeypatch.setattr(persona_twin.retriever, "search", lambda *args, **kwargs: [notes])
+    choose = persona_twin.models.choose
+
+    def echoing(kind: AudienceKind) -> Choice:
+        choice = choose(kind)
+        assert choice.answerer is not None
+        return Choice(replace(choice.answerer, llm=Scripted("I think something of it.")))
+
+    monkeypatch.setattr(persona_twin.models, "choose", echoing)
+    checked = persona_twin.settings.answers.model_copy(update={"grounded_only": True})
+    monkeypatch.setattr(persona_twin.settings, "answers", checked)
+    answer = persona_twin.answer("Do I bake my own bread?", owner)
+    assert answer.model == "retrieval"
+    assert "I bake my own sourdough" in answer.text
+    assert len(answer.text) <= FALLBACK_CHARS + len("(The closest memory, 30 November 2026:) ")

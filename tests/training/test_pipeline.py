@@ -330,6 +330,7 @@ def test_no_promote_registers_without_serving(trained: Trained, tiny_qwen2_dir: 
     assert registry.current_version() == "v0001"
     assert [m.version for m in registry.versions()] == ["v0001", "v0002"]
     assert registry.manifest("v0002").notes == f"run {second.record.run_id}"
+    assert registry.manifest("v0002").run_id == second.record.run_id
 
 
 def test_a_full_run_is_served_only_when_it_beats_the_untuned_base(

@@ -353,6 +353,7 @@ def manifest_for(
         context_memories=budget.memories,
         context_chars=budget.chars_per_memory,
         context_bio=budget.bio,
+        run_id=ctx.record.run_id,
         notes=f"run {ctx.record.run_id}",
     )
 
