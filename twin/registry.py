@@ -66,6 +66,9 @@ class ModelMetrics(BaseModel):
     key_fact_graded: int | None = None
     # the untuned base on the same held-out samples: what fine-tuning must beat to be served
     base_key_fact_accuracy: float | None = None
+    # held-out samples only the base got right, and only the model (the gate compares pairs)
+    base_only_right: int | None = None
+    model_only_right: int | None = None
     accuracy_by_kind: dict[str, float] = Field(default_factory=dict)
 
     def merged(self, newer: ModelMetrics) -> ModelMetrics:

@@ -350,6 +350,11 @@ def test_a_full_run_is_served_only_when_it_beats_the_untuned_base(
     for side in ModelSide:
         measured = result.metrics[side]
         assert measured.base_key_fact_accuracy is not None, side
+        # the gate's pairs: each side's lone wins cannot exceed its own right answers
+        graded = measured.key_fact_graded or 0
+        assert measured.base_only_right is not None and measured.model_only_right is not None
+        assert measured.base_only_right <= round(measured.base_key_fact_accuracy * graded)
+        assert measured.model_only_right <= round((measured.key_fact_accuracy or 0) * graded)
         assert registry.manifest(result.version or "").metric(side) == measured
     evaluated = run.stage_dir(Stage.EVALUATE)
     assert {p.name for p in evaluated.iterdir()} == {
@@ -393,6 +398,27 @@ def test_a_model_worse_than_its_base_is_named() -> None:
     assert worse_than_base({ModelSide.SHARED: better, ModelSide.OWNER: worse}) == (
         "the owner model is right on 0% of its held-out samples, the untuned base on 40%"
     )
+
+
+def test_the_gate_holds_back_a_real_loss_not_one_sample_in_a_dozen() -> None:
+    def measured(base_only: int, model_only: int, graded: int = 12) -> ModelMetrics:
+        both = 1
+        return ModelMetrics(
+            key_fact_accuracy=(both + model_only) / graded,
+            base_key_fact_accuracy=(both + base_only) / graded,
+            base_only_right=base_only,
+            model_only_right=model_only,
+        )
+
+    level = ModelMetrics(key_fact_accuracy=0.25, base_key_fact_accuracy=0.25)
+    # one held-out sample the base got and the model missed: chance, served
+    assert worse_than_base({ModelSide.SHARED: measured(1, 0), ModelSide.OWNER: level}) is None
+    assert worse_than_base({ModelSide.SHARED: measured(5, 2), ModelSide.OWNER: level}) is None
+    # four the base got and the model missed, none the other way: held back (p = 1/16)
+    assert worse_than_base({ModelSide.SHARED: measured(4, 0), ModelSide.OWNER: level}) == (
+        "the shared model is right on 8% of its held-out samples, the untuned base on 42%"
+    )
+    assert worse_than_base({ModelSide.SHARED: measured(8, 2), ModelSide.OWNER: level})
 
 
 def test_a_missing_base_fails_before_any_work(

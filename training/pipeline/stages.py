@@ -3,6 +3,7 @@ and returns what it did. `training.pipeline.run` calls them in order."""
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 from collections.abc import Iterable
@@ -36,6 +37,8 @@ from twin.tasks import PromptBudget, TaskKind, render_messages
 
 # Shared first: the owner's model trains on top of the shared one.
 SIDES = (ModelSide.SHARED, ModelSide.OWNER)
+# The gate holds a run back when the base's lead on held-out samples is this unlikely by chance.
+GATE_SIGNIFICANCE = 0.1
 
 
 class Tokenizer(Protocol):
@@ -240,10 +243,13 @@ def evaluate(ctx: RunContext) -> StageResult:
             if base_gguf is not None:
                 base = _key_facts(ctx, base_gguf, held_out, f"base ({side} samples)")
                 base.save(stage_dir / f"base-{side}.json")
+            base_only, model_only = _discordant(base, evaluation) if base else (None, None)
             metrics[side] = ModelMetrics(
                 key_fact_accuracy=round(evaluation.accuracy, 4),
                 key_fact_graded=len(evaluation.graded),
                 base_key_fact_accuracy=round(base.accuracy, 4) if base else None,
+                base_only_right=base_only,
+                model_only_right=model_only,
                 accuracy_by_kind={k: round(v, 4) for k, v in evaluation.by_kind().items()},
             )
             against = f" (untuned base {base.accuracy:.2f})" if base else ""
@@ -272,17 +278,40 @@ def _key_facts(ctx: RunContext, gguf: Path, samples: list[Sample], name: str) ->
         llm.close()
 
 
+def _discordant(base: Evaluation, model: Evaluation) -> tuple[int, int]:
+    """How many held-out samples only the base got right, and how many only the model."""
+    model_right = {g.sample_id: g.correct for g in model.graded}
+    pairs = [
+        (g.correct, model_right[g.sample_id]) for g in base.graded if g.sample_id in model_right
+    ]
+    return sum(b and not m for b, m in pairs), sum(m and not b for b, m in pairs)
+
+
 def worse_than_base(metrics: dict[ModelSide, ModelMetrics]) -> str | None:
-    """Why the run's models must not be served, or None: a model that is right on fewer
-    held-out samples than the untuned base would make the twin worse than no training."""
+    """Why the run's models must not be served, or None: a model the untuned base beats on
+    the same held-out samples would make the twin worse than no training. Sample by sample
+    (an exact sign test on the samples only one of them got right), so that one sample in a
+    dozen going the base's way does not hold a run back, and a real loss does."""
     for side, measured in metrics.items():
         trained, base = measured.key_fact_accuracy, measured.base_key_fact_accuracy
-        if trained is not None and base is not None and trained < base:
-            return (
-                f"the {side} model is right on {trained:.0%} of its held-out samples, "
-                f"the untuned base on {base:.0%}"
-            )
+        if trained is None or base is None or trained >= base:
+            continue
+        base_only, model_only = measured.base_only_right, measured.model_only_right
+        paired = base_only is not None and model_only is not None
+        if paired and _sign_test(base_only, model_only) >= GATE_SIGNIFICANCE:
+            continue
+        return (
+            f"the {side} model is right on {trained:.0%} of its held-out samples, "
+            f"the untuned base on {base:.0%}"
+        )
     return None
+
+
+def _sign_test(wins: int, losses: int) -> float:
+    """The chance of `wins` or more of `wins + losses` coin flips: how likely the base's lead
+    is if the two were equally good."""
+    n = wins + losses
+    return sum(math.comb(n, k) for k in range(wins, n + 1)) / 2**n
 
 
 def register(
