@@ -18,6 +18,7 @@ from rich.console import Console
 
 from memory.write_lock import StoreBusyError
 from twin.command_line import command_settings, err, fail, set_root_home
+from twin.privacy import Audience
 
 if TYPE_CHECKING:
     from memory.store import MemoryStore
@@ -67,6 +68,15 @@ def main(
 def settings() -> Settings:
     """The settings of the home this command runs on (a clear error if they are invalid)."""
     return command_settings()
+
+
+def audience_named(text: str) -> Audience:
+    """The audience an `--as` option names ("owner", "friend", "public", or a principal); a
+    clear error (and exit 1) for anything else."""
+    try:
+        return Audience.parse(text)
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
 
 
 def open_memory(s: Settings) -> MemoryStore:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from app.common import TwinApp, app, console, err, fail, open_memory, settings
+from app.common import TwinApp, app, audience_named, console, err, fail, open_memory, settings
 from core.progress import progress_bar
 from memory.models import Visibility
 from memory.sources import IMPORTERS, DateOrder, ImportFormatError, NothingToImport, Skipped
@@ -217,10 +217,7 @@ def search(
     from memory.retrieve import Retriever
 
     s = settings()
-    try:
-        who = Audience.parse(audience)
-    except ValueError as exc:
-        raise fail(str(exc)) from exc
+    who = audience_named(audience)
     flt = who.memory_filter(
         since=_utc(since),
         until=_utc(until),

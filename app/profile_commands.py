@@ -10,9 +10,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from app.common import app, console, fail, open_memory, settings
+from app.common import app, audience_named, console, fail, open_memory, settings
 from core.progress import stage_progress
-from twin.privacy import Audience
 
 if TYPE_CHECKING:
     from memory.profile import ProfileView
@@ -79,10 +78,7 @@ def profile_show(
     from memory.profile import Profile
 
     s = settings()
-    try:
-        who = Audience.parse(audience)
-    except ValueError as exc:
-        raise fail(str(exc)) from exc
+    who = audience_named(audience)
     with open_memory(s) as store:
         view = Profile(store, s.owner.name).for_audience(who.visibilities)
     if as_json:

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from app.common import app, console, err, fail, settings
+from app.common import app, audience_named, console, err, fail, settings
 from memory.sources import ImportFormatError
 from twin.privacy import Audience
 
@@ -47,8 +47,8 @@ def _reply(task: Callable[[Twin, Audience], TwinReply], audience: str = "owner")
     from twin.config import ConfigError
     from twin.registry import RegistryError
 
+    who = audience_named(audience)
     try:
-        who = Audience.parse(audience)
         twin = open_twin(settings())
     except (ValueError, RuntimeError, ConfigError, RegistryError) as exc:
         raise fail(str(exc)) from exc
