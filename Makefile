@@ -13,6 +13,8 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 export TOKENIZERS_PARALLELISM := false
+# pip keeps no copy of what it installs (torch alone is ~1 GB unpacked): less disk on CI.
+export PIP_NO_CACHE_DIR := 1
 # A portable llama.cpp build (no -march=native), as fast here as the native one.
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 

@@ -1,14 +1,17 @@
 """L1 written by the offline writers against L1 written by SmolLM2, on one persona.
 
     python benchmarks/l1_synthesizers.py examples/persona [--out FILE] [--threads N]
+        [--server URL [--model NAME]]
 
 The persona's exports and notes are ingested as `twin ingest` would into a temporary home (its
 twin.toml, the importers, the default visibilities), and L1 is built in full from two copies of
 that memory, on a fixed clock (the day of the newest memory): with the offline writers (pattern
 facts, keyword topics, template bios), and with the packaged SmolLM2-135M-Instruct run in-process
 by llama.cpp as the synthesizer (`[llm.synthesizer] backend = "llamacpp"`: the writers
-`twin profile build` then uses). For each build: seconds, facts, the share of facts a cited
-memory supports, and the topic names of every scope.
+`twin profile build` then uses), or, with `--server`, served by an OpenAI-compatible server at
+that URL (`backend = "openai"`, e.g. `python -m llama_cpp.server --model <the GGUF>`: the path a
+user with a local server takes, with its capability negotiation). For each build: seconds,
+facts, the share of facts a cited memory supports, and the topic names of every scope.
 
 "Supported" is an automatic check, not a judgement: every content word of the fact's value
 (accents and case aside) is in one of the memories it cites. Ten facts of each build, with the
@@ -50,6 +53,8 @@ HAND_CHECKED = 10
 CONTEXT_SIZE = 4096
 MAX_TOKENS = 512
 SHOWN_CHARS = 300
+# seconds per request: a bio from a one-thread server on a busy machine takes minutes
+SERVER_TIMEOUT = 600.0
 
 
 def main() -> None:
@@ -59,6 +64,10 @@ def main() -> None:
     parser.add_argument(
         "--threads", type=int, default=0, help="llama.cpp threads (0: all cores but one)"
     )
+    parser.add_argument(
+        "--server", help="an OpenAI-compatible server's base URL (…/v1) to synthesize with"
+    )
+    parser.add_argument("--model", default="smollm2", help="the model name to ask the --server for")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -73,13 +82,22 @@ def main() -> None:
             "now": now.date().isoformat(),
         }
         figures["offline"] = measure("offline", offline_home, None, clock)
-        synthesizer = {
+        synthesizer: dict[str, Any] = {
             "backend": "llamacpp",
             "path": str(packaged_gguf(DEFAULT_BASE)),
             "threads": args.threads,
             "context_size": CONTEXT_SIZE,
             "max_tokens": MAX_TOKENS,
         }
+        if args.server:
+            synthesizer = {
+                "backend": "openai",
+                "base_url": args.server,
+                "model": args.model,
+                "max_tokens": MAX_TOKENS,
+                "timeout": SERVER_TIMEOUT,
+            }
+            figures["server"] = args.server
         figures["smollm2"] = measure("smollm2", llm_home, synthesizer, clock)
     line = json.dumps(figures, ensure_ascii=False)
     if args.out:
