@@ -1,7 +1,7 @@
 """Twin quality: is the answer right? Five ways of answering, asked exactly as served.
 
     python benchmarks/twin_quality.py HOME [--run RUN_ID] [--questions FILE] [--plot PNG]
-        [--ways a,a-sft,b,c,e] [--quant q8_0] [--threads 2]
+        [--ways a,a-sft,b,c,e] [--quant q8_0] [--threads 2] [--answers JSONL]
 
 HOME is a twin's home after `twin train` (the latest run, or --run). Ways of answering:
   (a)     twin: the served models (SFT + DPO) through `Twin.answer` (retrieval, prompt, guard);
@@ -16,12 +16,14 @@ private question is right when no accepted answer is said); and the run's held-o
 synthesized apart from every training sample: memory QA (every key fact said), context enhance
 (the rewritten request and its additions carry every key fact) and context critic (the verdict
 matches). The owner's model answers the owner, the shared model everyone else.
-Ends by printing one line of JSON.
+--answers writes every question's answer per way, and whether it was judged right, to read
+what the figures count. Ends by printing one line of JSON.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import re
 import shutil
@@ -104,12 +106,29 @@ def held_out_tasks(folder: RunFolder, kind: TaskKind) -> list[Sample]:
     return [s for s in folder.dataset(ModelSide.OWNER).split(Split.TEST) if s.kind == kind]
 
 
-def score(questions: list[Question], answer: Callable[[Question], str]) -> dict[str, float]:
-    """The share right per group."""
-    groups: dict[str, list[bool]] = {}
+@dataclass(frozen=True)
+class Answered:
+    """One question's answer in one way, and its judgement."""
+
+    way: str
+    group: str
+    question: str
+    answer: str
+    right: bool
+
+
+def score(
+    way: str, questions: list[Question], answer: Callable[[Question], str]
+) -> tuple[dict[str, float], list[Answered]]:
+    """The share right per group, and every answer as judged."""
+    answered = []
     for q in questions:
-        groups.setdefault(q.group, []).append(q.judge(answer(q)))
-    return {g: round(sum(v) / len(v), 3) for g, v in sorted(groups.items())}
+        reply = answer(q)
+        answered.append(Answered(way, q.group, q.text, reply, q.judge(reply)))
+    groups: dict[str, list[bool]] = {}
+    for a in answered:
+        groups.setdefault(a.group, []).append(a.right)
+    return {g: round(sum(v) / len(v), 3) for g, v in sorted(groups.items())}, answered
 
 
 def enhance_score(twin: Twin, samples: list[Sample]) -> float | None:
@@ -256,6 +275,7 @@ def main() -> None:
     parser.add_argument("--quant", default="q8_0", help="quantisation for (a-sft) and (e)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--plot", type=Path)
+    parser.add_argument("--answers", type=Path, help="write every answer, judged, as JSON lines")
     args = parser.parse_args()
     ways = [w.strip() for w in args.ways.split(",") if w.strip()]
     unknown = [w for w in ways if w not in WAYS]
@@ -274,6 +294,7 @@ def main() -> None:
     run_id = args.run or manifest.run_id or _run_in_notes(manifest.notes) or runs[-1]
 
     table: dict[str, dict[str, float]] = {}
+    answers: list[Answered] = []
     with MemoryStore.open(settings.paths.memory_dir, SentenceTransformerEmbedder()) as store:
         run = TrainingRun.resume(settings, store, run_id)
         folder = run.folder
@@ -285,7 +306,8 @@ def main() -> None:
 
         def measure(way: str, twin: Twin, answer: Callable[[Question], str]) -> None:
             print(f"[{WAYS[way]}] {len(questions)} questions", file=sys.stderr, flush=True)
-            table[way] = score(questions, answer)
+            table[way], answered = score(way, questions, answer)
+            answers.extend(answered)
             if isinstance(answer, AsServed) and answer.asked:
                 table[way]["shown from memory"] = round(answer.from_memory / answer.asked, 2)
             if way in ("a", "a-sft", "e"):
@@ -332,6 +354,9 @@ def main() -> None:
     counts["held-out critic"] = len(critic)
     if args.plot:
         plot(table, args.plot)
+    if args.answers:
+        lines = (json.dumps(dataclasses.asdict(a), ensure_ascii=False) for a in answers)
+        args.answers.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
     named = {WAYS[w]: table[w] for w in ways if w in table}
     print(json.dumps({"run": run_id, "version": manifest.version, "counts": counts, **named}))
 
