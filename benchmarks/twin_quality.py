@@ -23,7 +23,6 @@ what the figures count. Ends by printing one line of JSON.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import re
 import shutil
@@ -31,7 +30,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -293,8 +292,13 @@ def main() -> None:
     # the run that trained the served version (its held-out samples and SFT adapters)
     run_id = args.run or manifest.run_id or _run_in_notes(manifest.notes) or runs[-1]
 
+    if args.answers:
+        # written now (fails before the work if the path is wrong), then per way as measured
+        try:
+            args.answers.write_text("", encoding="utf-8")
+        except OSError as exc:
+            raise SystemExit(f"cannot write --answers {args.answers}: {exc.strerror}") from exc
     table: dict[str, dict[str, float]] = {}
-    answers: list[Answered] = []
     with MemoryStore.open(settings.paths.memory_dir, SentenceTransformerEmbedder()) as store:
         run = TrainingRun.resume(settings, store, run_id)
         folder = run.folder
@@ -307,7 +311,11 @@ def main() -> None:
         def measure(way: str, twin: Twin, answer: Callable[[Question], str]) -> None:
             print(f"[{WAYS[way]}] {len(questions)} questions", file=sys.stderr, flush=True)
             table[way], answered = score(way, questions, answer)
-            answers.extend(answered)
+            if args.answers:
+                with args.answers.open("a", encoding="utf-8") as out:
+                    out.writelines(
+                        f"{json.dumps(asdict(a), ensure_ascii=False)}\n" for a in answered
+                    )
             if isinstance(answer, AsServed) and answer.asked:
                 table[way]["shown from memory"] = round(answer.from_memory / answer.asked, 2)
             if way in ("a", "a-sft", "e"):
@@ -354,9 +362,6 @@ def main() -> None:
     counts["held-out critic"] = len(critic)
     if args.plot:
         plot(table, args.plot)
-    if args.answers:
-        lines = (json.dumps(dataclasses.asdict(a), ensure_ascii=False) for a in answers)
-        args.answers.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
     named = {WAYS[w]: table[w] for w in ways if w in table}
     print(json.dumps({"run": run_id, "version": manifest.version, "counts": counts, **named}))
 
