@@ -1,7 +1,7 @@
 """Persona coverage: is an accepted answer in what retrieval puts in front of the model?
 
     python benchmarks/persona_coverage.py examples/persona [--now 2026-11-21] [--plot PNG] \
-        [--home DIR]
+        [--home DIR] [--budget 4x200 --budget 6x400 ...]
 
 The persona's exports and notes are ingested as `twin ingest` would (its twin.toml, the
 importers, the default visibilities), L1 is built offline with a fixed clock, and each
@@ -11,6 +11,11 @@ questions as the owner, "friend" questions as a friend. A question is covered at
 accepted answer appears in one of the top k memories as rendered for the model
 (`ContextMemory`: its date, who wrote it, its text). Also counted: private memories among a
 friend's top 10, for every friend question (private ones included); it must be zero.
+
+Whole memories are more than a model reads: a prompt shows the first M relevant memories, each
+cut to C characters around the question's words (`PromptBudget`). For each `--budget MxC`,
+`<audience>_shown_MxC` is the share of questions whose accepted answer is in that cut prompt,
+the ceiling of what a model answering from it can get right.
 
 Ends by printing one line of JSON.
 """
@@ -37,7 +42,7 @@ from training.evaluate import Asker, PersonaQuestion, load_questions
 from training.synthesize.passages import normalise
 from twin.config import CONFIG_FILE, load_settings
 from twin.ingest import open_store, parse_paths, store_parsed
-from twin.tasks import ContextMemory
+from twin.tasks import ContextMemory, PromptBudget
 
 KS = (1, 3, 5)
 PRIVATE_CHECK_K = 10
@@ -74,6 +79,27 @@ def covered_at(question: PersonaQuestion, memories: list[Memory]) -> int | None:
     return None
 
 
+def shown(question: PersonaQuestion, memories: list[Memory], budget: PromptBudget) -> bool:
+    """Whether an accepted answer is in the memories as a prompt with `budget` shows them."""
+    answers = [normalise(a) for a in question.answers]
+    lines = [
+        normalise(ContextMemory.of(m).line(budget.chars_per_memory, focus=question.question))
+        for m in memories[: budget.memories]
+    ]
+    return any(a in line for a in answers for line in lines)
+
+
+def parse_budget(text: str) -> PromptBudget:
+    """`6x400` → six memories of up to 400 characters."""
+    memories, _, chars = text.partition("x")
+    try:
+        return PromptBudget(memories=int(memories), chars_per_memory=int(chars), bio=False)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"a budget is MEMORIESxCHARS, e.g. 4x200: {text!r}"
+        ) from None
+
+
 def newest_memory(store: MemoryStore) -> datetime:
     row = store.conn.execute("SELECT max(coalesce(ts, created_at)) FROM memories").fetchone()
     return datetime.fromtimestamp(row[0], tz=UTC)
@@ -89,6 +115,13 @@ def main() -> None:
     )
     parser.add_argument("--plot", type=Path, help="write a coverage plot (PNG) here")
     parser.add_argument("--home", type=Path, help="build the twin's home here (kept)")
+    parser.add_argument(
+        "--budget",
+        type=parse_budget,
+        action="append",
+        default=[],
+        help="also count answers shown in a prompt of M memories cut to C characters (MxC)",
+    )
     args = parser.parse_args()
 
     questions = load_questions(args.persona / "questions.jsonl")
@@ -111,7 +144,7 @@ def main() -> None:
             # the twin as `twin serve` opens it, asked on the fixed day
             served = open_twin(settings, store)
             twin = Twin(settings, store, served.models, served.bios, clock=clock)
-            figures = measure(twin, questions)
+            figures = measure(twin, questions, args.budget)
             figures["memories"] = store.count()
             figures["now"] = now.date().isoformat()
     if args.plot:
@@ -120,9 +153,13 @@ def main() -> None:
     print(json.dumps(figures))
 
 
-def measure(twin, questions: list[PersonaQuestion]) -> dict[str, object]:
-    """Coverage at each k per audience, the misses, and private memories in friends' results."""
+def measure(
+    twin, questions: list[PersonaQuestion], budgets: list[PromptBudget] = ()
+) -> dict[str, object]:
+    """Coverage at each k per audience, the share shown within each budget, the misses, and
+    private memories in friends' results."""
     ranks: dict[str, list[int | None]] = defaultdict(list)
+    shown_in: dict[tuple[str, PromptBudget], int] = defaultdict(int)
     missed: dict[str, list[str]] = defaultdict(list)
     private_hits = 0
     friend_questions = 0
@@ -141,6 +178,11 @@ def measure(twin, questions: list[PersonaQuestion]) -> dict[str, object]:
             continue
         hits = twin.search(question.question, audience, k=max(KS))
         rank = covered_at(question, [h.memory for h in hits])
+        for budget in budgets:
+            # searched as the twin searches before it prompts: k = the budget, relevant only
+            found = twin.search(question.question, audience, k=budget.memories)
+            relevant = [h.memory for h in found if h.relevant]
+            shown_in[name, budget] += shown(question, relevant, budget)
         ranks[name].append(rank)
         if rank is None:
             missed[name].append(question.question)
@@ -151,6 +193,9 @@ def measure(twin, questions: list[PersonaQuestion]) -> dict[str, object]:
             hit = sum(1 for r in values if r is not None and r <= k)
             figures[f"{name}_top{k}"] = round(hit / len(values), 3)
             figures[f"{name}_covered@{k}"] = f"{hit}/{len(values)}"
+        for budget in budgets:
+            label = f"{budget.memories}x{budget.chars_per_memory}"
+            figures[f"{name}_shown_{label}"] = round(shown_in[name, budget] / len(values), 3)
     figures["friend_private_in_top10"] = private_hits
     figures["friend_questions_checked"] = friend_questions
     figures["missed"] = dict(missed)
