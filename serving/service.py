@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
+from core.calendar import spoken_date
 from core.clock import SYSTEM_CLOCK, Clock
 from lm import ChatMessage, GenerationOptions, LLMError
 from memory.models import Kind, Memory, SourceRef, Visibility
@@ -25,7 +26,7 @@ from serving.answerers import Answerer, TwinModels
 from serving.grounding import grounding
 from twin.config import Settings
 from twin.llm_factory import build_llm
-from twin.privacy import Audience, OutputGuard
+from twin.privacy import Audience, AudienceKind, OutputGuard
 from twin.registry import ModelRegistry
 from twin.tasks import (
     WITHHELD,
@@ -238,7 +239,7 @@ class Twin:
                 )
             kind = TaskKind.CHAT
         if loaded is None:
-            return self._without_model(kind, relevant, focus, choice.problem)
+            return self._without_model(kind, relevant, focus, audience, choice.problem)
 
         request = TaskRequest(
             kind=kind,
@@ -260,18 +261,18 @@ class Twin:
         except LLMError as exc:
             log.error("the %s model failed (%s); answering from retrieval", loaded.label, exc)
             problem = f"the {loaded.label} model failed: {exc}"
-            return self._without_model(kind, relevant, focus, problem)
+            return self._without_model(kind, relevant, focus, audience, problem)
         parsed = parse_reply(kind, raw)
         if not parsed.answer.strip() and relevant:
             # Reasoning and no answer (cut off, or a model repeating its think tag): saying
             # "memory holds nothing" beside relevant memories would be false; show them instead.
             log.warning("the %s model gave no answer; answering from retrieval", loaded.label)
             problem = f"the {loaded.label} model gave no answer (only reasoning)"
-            return self._without_model(kind, relevant, focus, problem)
+            return self._without_model(kind, relevant, focus, audience, problem)
         grounded_only = self.settings.answers.grounded_only and kind == TaskKind.MEMORY_QA
         if grounded_only and not self._grounded(parsed.answer, request, audience):
             log.info("the %s model's answer is not grounded; showing memory", loaded.label)
-            return self._without_model(kind, relevant, focus, "")
+            return self._without_model(kind, relevant, focus, audience, "")
         result = TwinReply(
             kind=kind,
             text=parsed.answer or nothing_found(audience.kind),
@@ -342,6 +343,7 @@ class Twin:
         kind: TaskKind,
         hits: list[SearchHit],
         focus: str,
+        audience: Audience,
         problem: str,
     ) -> TwinReply:
         """No model can answer (none trained, a damaged one, a failed call, an answer memory
@@ -355,15 +357,33 @@ class Twin:
                 model="retrieval",
                 model_problem=problem,
             )
-        top = ContextMemory.of(hits[0].memory)
         return TwinReply(
             kind,
-            f"(The closest memory, {top.when}:) {excerpt(top.text, focus, FALLBACK_CHARS)}",
+            cite(hits[0].memory, focus, audience.kind, self.owner),
             evidence=tuple(Evidence.of(h.memory) for h in hits),
             search_similarity=round(_best_similarity(hits), 3),
             model="retrieval",
             model_problem=problem,
         )
+
+
+def cite(memory: Memory, focus: str, audience: AudienceKind, owner: str) -> str:
+    """The part of `memory` about `focus`, quoted as a person cites what they remember: to the
+    owner "Your note of 3 September 2026 says: “…”" or "You wrote on …", to anyone else
+    "Iris's note of … says" or "Tomás Ferreira wrote on …"."""
+    when = spoken_date(memory.timestamp) if memory.timestamp else ""
+    to_owner = audience == AudienceKind.OWNER
+    if memory.kind == Kind.CHAT:
+        writer = memory.author or "Someone"
+        if memory.is_owner:
+            writer = "You" if to_owner else owner.split()[0]
+        lead = f"{writer} wrote on {when}" if when else f"{writer} wrote"
+    else:
+        whose = "Your" if to_owner else f"{owner.split()[0]}'s"
+        lead = f"{whose} {memory.kind.value}" + (f" of {when}" if when else "") + " says"
+    # markdown emphasis reads as stray asterisks in a chat reply
+    quote = excerpt(memory.text, focus, FALLBACK_CHARS).replace("**", "")
+    return f"{lead}: “{quote}”"
 
 
 def _best_similarity(hits: Sequence[SearchHit]) -> float:

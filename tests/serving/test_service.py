@@ -9,8 +9,10 @@ from dataclasses import replace
 import pytest
 
 from lm.base import ChatLLM, ChatMessage, GenerationOptions
+from memory.models import Kind
 from serving.answerers import Choice
-from serving.service import FALLBACK_CHARS, Twin
+from serving.service import FALLBACK_CHARS, Twin, TwinReply, cite
+from tests.stored import stored_memory
 from tests.twin_fixtures import promote_a_copy
 from twin.privacy import Audience, AudienceKind
 from twin.tasks import WITHHELD, TaskKind, nothing_found
@@ -119,7 +121,9 @@ def test_a_model_that_gives_no_answer_is_not_taken_for_empty_memory(
     reply = persona_twin.answer("What happened to Biscuit's paw?")
     # the memories about the paw are shown, and the faces are told the model failed
     assert reply.text != nothing_found(Audience.owner().kind)
-    assert reply.text.startswith("(The closest memory, ") and reply.evidence
+    assert reply.evidence and reply.text == _cited(
+        persona_twin, reply, "What happened to Biscuit's paw?"
+    )
     assert reply.model == "retrieval" and "gave no answer" in reply.model_problem
 
 
@@ -193,7 +197,8 @@ def test_a_memory_answer_that_memory_does_not_support_gives_way_to_the_memory(
     if shown:
         assert answer.text == reply and answer.model.endswith("/owner")
     else:
-        assert answer.text.startswith("(The closest memory, ") and answer.model == "retrieval"
+        assert answer.model == "retrieval"
+        assert answer.text == _cited(persona_twin, answer, "What happened to Biscuit's paw?")
         assert not answer.model_problem  # the model works; this answer was not good enough
     monkeypatch.setattr(
         persona_twin.settings, "answers", checked.model_copy(update={"grounded_only": False})
@@ -225,4 +230,27 @@ def test_memory_shown_instead_of_an_answer_is_the_part_about_the_question(
     answer = persona_twin.answer("Do I bake my own bread?", owner)
     assert answer.model == "retrieval"
     assert "I bake my own sourdough" in answer.text
-    assert len(answer.text) <= FALLBACK_CHARS + len("(The closest memory, 30 November 2026:) ")
+    assert len(answer.text) <= FALLBACK_CHARS + len("Your note of 30 November 2026 says: “”")
+
+
+def _cited(twin: Twin, reply: TwinReply, question: str) -> str:
+    """What the twin says when it shows memory instead of a model's answer: the top memory."""
+    top = twin.store.get(reply.evidence[0].memory_id)
+    assert top is not None
+    return cite(top, question, AudienceKind.OWNER, twin.owner)
+
+
+def test_memory_shown_is_cited_as_a_person_would_cite_it() -> None:
+    owner, friend = AudienceKind.OWNER, AudienceKind.FRIEND
+    note = stored_memory("Sourdough\nStarter: **Hamish**, born in Edinburgh.")
+    assert cite(note, "starter", owner, "Iris Calder") == (
+        "Your note of 1 May 2026 says: “Sourdough Starter: Hamish, born in Edinburgh.”"
+    )
+    assert cite(note, "starter", friend, "Iris Calder").startswith("Iris's note of 1 May 2026 says")
+    mine = stored_memory("Off to Kyoto!", kind=Kind.CHAT, author="Iris Calder")
+    assert cite(mine, "Kyoto", owner, "Iris Calder") == "You wrote on 1 May 2026: “Off to Kyoto!”"
+    assert cite(mine, "Kyoto", friend, "Iris Calder").startswith("Iris wrote on 1 May 2026")
+    theirs = stored_memory("See you at 7", kind=Kind.CHAT, author="Tomás Ferreira", is_owner=False)
+    assert cite(theirs, "when", owner, "Iris Calder").startswith("Tomás Ferreira wrote on 1 May")
+    undated = stored_memory("Notes on octopus dens.", timestamp=None)
+    assert cite(undated, "dens", owner, "Iris Calder") == "Your note says: “Notes on octopus dens.”"
