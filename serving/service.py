@@ -15,7 +15,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
-from core.calendar import spoken_date
 from core.clock import SYSTEM_CLOCK, Clock
 from lm import ChatMessage, GenerationOptions, LLMError
 from memory.models import Kind, Memory, SourceRef, Visibility
@@ -371,15 +370,16 @@ def cite(memory: Memory, focus: str, audience: AudienceKind, owner: str) -> str:
     """The part of `memory` about `focus`, quoted as a person cites what they remember: to the
     owner "Your note of 3 September 2026 says: “…”" or "You wrote on …", to anyone else
     "Iris's note of … says" or "Tomás Ferreira wrote on …"."""
-    when = spoken_date(memory.timestamp) if memory.timestamp else ""
+    when = ContextMemory.of(memory).when
     to_owner = audience == AudienceKind.OWNER
+    first_name = (owner.split() or [owner])[0]
     if memory.kind == Kind.CHAT:
         writer = memory.author or "Someone"
         if memory.is_owner:
-            writer = "You" if to_owner else owner.split()[0]
+            writer = "You" if to_owner else first_name
         lead = f"{writer} wrote on {when}" if when else f"{writer} wrote"
     else:
-        whose = "Your" if to_owner else f"{owner.split()[0]}'s"
+        whose = "Your" if to_owner else f"{first_name}'s"
         lead = f"{whose} {memory.kind.value}" + (f" of {when}" if when else "") + " says"
     # markdown emphasis reads as stray asterisks in a chat reply
     quote = excerpt(memory.text, focus, FALLBACK_CHARS).replace("**", "")
