@@ -372,14 +372,14 @@ def cite(memory: Memory, focus: str, audience: AudienceKind, owner: str) -> str:
     "Iris's note of … says" or "Tomás Ferreira wrote on …"."""
     when = ContextMemory.of(memory).when
     to_owner = audience == AudienceKind.OWNER
-    first_name = (owner.split() or [owner])[0]
+    first_name = owner.split()[0] if owner.split() else ""
     if memory.kind == Kind.CHAT:
         writer = memory.author or "Someone"
         if memory.is_owner:
-            writer = "You" if to_owner else first_name
+            writer = "You" if to_owner else first_name or "The owner"
         lead = f"{writer} wrote on {when}" if when else f"{writer} wrote"
     else:
-        whose = "Your" if to_owner else f"{first_name}'s"
+        whose = "Your" if to_owner else f"{first_name}'s" if first_name else "The owner's"
         lead = f"{whose} {memory.kind.value}" + (f" of {when}" if when else "") + " says"
     # markdown emphasis reads as stray asterisks in a chat reply
     quote = excerpt(memory.text, focus, FALLBACK_CHARS).replace("**", "")

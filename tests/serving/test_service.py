@@ -254,3 +254,7 @@ def test_memory_shown_is_cited_as_a_person_would_cite_it() -> None:
     assert cite(theirs, "when", owner, "Iris Calder").startswith("Tomás Ferreira wrote on 1 May")
     undated = stored_memory("Notes on octopus dens.", timestamp=None)
     assert cite(undated, "dens", owner, "Iris Calder") == "Your note says: “Notes on octopus dens.”"
+    # an owner named by one word, or not at all, is still cited without failing
+    assert cite(mine, "Kyoto", friend, "Iris").startswith("Iris wrote on")
+    assert cite(note, "starter", friend, " ").startswith("The owner's note of 1 May 2026 says")
+    assert cite(mine, "Kyoto", friend, "").startswith("The owner wrote on 1 May 2026")
