@@ -635,7 +635,7 @@ def _narrowed(flt: MemoryFilter, window: TimeWindow) -> MemoryFilter | None:
 
 _PROPER_NAME = re.compile(r"(?<=[\w,;:)] )[A-ZÀ-Þ][\w'’-]+")
 _NUMBER = re.compile(
-    r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|"
+    r"\d+|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|"
     r"hundred|thousand|dozen|once|twice|half)\b",
     re.IGNORECASE,
 )
@@ -645,12 +645,12 @@ _NOT_NAMES = frozenset(
 
 
 def holds_answer(kind: AnswerKind | None, text: str, asked: set[str], now: datetime) -> bool:
-    """Whether `text` holds something of the kind a question asks for (a name or place it
-    does not already say, for "who" and "where")."""
+    """Whether `text` holds something of the kind a question asks for (a number, name or
+    place it does not already say, for "how many", "who" and "where")."""
     if kind == AnswerKind.DATE:
         return mentions_time(text, now)
     if kind == AnswerKind.NUMBER:
-        return bool(_NUMBER.search(text))
+        return any(n.casefold() not in asked for n in _NUMBER.findall(text))
     if kind in (AnswerKind.PERSON, AnswerKind.PLACE):
         return any(
             w.casefold() not in asked and w.casefold() not in _NOT_NAMES

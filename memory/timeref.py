@@ -430,7 +430,7 @@ def _add_months(day: date, months: int) -> date:
 
 _TIME_WORDS = re.compile(
     rf"\b(?:today|tonight|tomorrow|yesterday|this (?:morning|afternoon|evening|weekend)|"
-    rf"(?:next|last) (?:week|month|year|weekend)|on the \d{{1,2}}{_ORD}|{_WEEKDAY}s?|"
+    rf"(?:next|last) (?:week|month|year|weekend)|on the \d{{1,2}}{_ORD}|(?:{_WEEKDAY})s?|"
     rf"\d{{1,2}}[:h]\d{{2}})\b",
     re.IGNORECASE,
 )

@@ -8,6 +8,10 @@ did not have, and no fact-like word (a number, a name: capitalised after the fir
 neither the question nor those memories (nor the people named in the prompt) contain. Plain
 words are not held to that ("ran" for "run"); words are compared by their first letters so
 that inflections match ("runs"/"running").
+
+An answer must also be of the kind its question asks for, where the wording says so plainly: a
+"when" question answered with no date or time ("The paper got accepted.") and a "how many"
+question answered with no number are not answers, however grounded their words.
 """
 
 from __future__ import annotations
@@ -15,6 +19,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
+
+from memory.query import AnswerKind, answer_kind
+from memory.retrieve import holds_answer
+from memory.timeref import read_time
 
 # Words that carry no fact: an answer is not judged by them.
 FUNCTION_WORDS = frozenset(
@@ -65,6 +74,18 @@ def grounding(answer: str, question: str, sources: Iterable[str]) -> Grounding:
         elif fact_like:
             unsupported.append(word)
     return Grounding(tuple(added), tuple(unsupported))
+
+
+def gives_what_is_asked(answer: str, question: str, now: datetime) -> bool:
+    """Whether `answer` is of the kind `question` asks for when its wording says: a date or a
+    time for "when…" / "what day…", a number (not one the question says) for "how many…",
+    "what time…". Any answer holds for a question that asks for neither: names and places are
+    said too many ways ("your sister", "at home") to be held to one."""
+    kind = answer_kind(question, read_time(question, now).asks_when)
+    if kind not in (AnswerKind.DATE, AnswerKind.NUMBER):
+        return True
+    asked = {w.casefold() for w in re.findall(r"\w+", question)}
+    return holds_answer(kind, answer, asked, now)
 
 
 def content_words(text: str) -> list[str]:

@@ -22,7 +22,7 @@ from memory.profile import Profile
 from memory.retrieve import Retriever, SearchHit
 from memory.store import MemoryStore
 from serving.answerers import Answerer, TwinModels
-from serving.grounding import grounding
+from serving.grounding import gives_what_is_asked, grounding
 from twin.config import Settings
 from twin.llm_factory import build_llm
 from twin.privacy import Audience, AudienceKind, OutputGuard
@@ -301,12 +301,15 @@ class Twin:
         return result
 
     def _grounded(self, answer: str, request: TaskRequest, audience: Audience) -> bool:
-        """Whether a memory answer says something the memories it was shown support (see
-        `serving.grounding`); "memory holds nothing" is an answer too."""
+        """Whether a memory answer is of the kind asked for and says something the memories it
+        was shown support (see `serving.grounding`); "memory holds nothing" is an answer too."""
         if not answer.strip() or answer == nothing_found(audience.kind):
             return True
         names = [self.owner, *self.settings.owner.aliases, request.asker or ""]
         sources = [*names, *(f"{c.when} {c.who} {c.text}" for c in request.context)]
+        if not gives_what_is_asked(answer, request.text, self.clock.now()):
+            log.info("the answer does not give the kind of thing the question asks for")
+            return False
         check = grounding(answer, request.text, sources)
         if check.unsupported:
             log.info("the answer says %s, which its memories do not", ", ".join(check.unsupported))

@@ -369,3 +369,6 @@ def test_a_when_question_ranks_the_memory_that_dates_the_event(store: MemoryStor
     assert holds_answer(AnswerKind.PERSON, "went with Bruno and Chloe", {"went"}, NOW)
     assert not holds_answer(AnswerKind.PERSON, "Bruno went home", {"bruno"}, NOW)
     assert holds_answer(AnswerKind.NUMBER, "three of them", set(), NOW)
+    # the number the question already says ("on day one") is not an answer to it
+    assert not holds_answer(AnswerKind.NUMBER, "launched on day one", {"day", "one"}, NOW)
+    assert holds_answer(AnswerKind.NUMBER, "42 testers on day one", {"day", "one"}, NOW)

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from memory.timeref import Granularity, easter, read_time
+from memory.timeref import Granularity, easter, mentions_time, read_time
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)  # a Saturday
 
@@ -73,3 +73,9 @@ def test_a_day_is_padded_for_what_is_written_around_it() -> None:
 def test_easter_dates() -> None:
     assert easter(2024) == date(2024, 3, 31)
     assert easter(2026) == date(2026, 4, 5)
+
+
+def test_a_text_mentions_a_time_by_date_weekday_clock_or_relative_word() -> None:
+    for text in ("On Wednesdays", "every Tuesday", "at 19:00", "last week", "on 3 March"):
+        assert mentions_time(text, NOW), text
+    assert not mentions_time("The paper got accepted.", NOW)

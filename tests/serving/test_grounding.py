@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from serving.grounding import content_words, grounding
+from datetime import datetime
+
+from serving.grounding import content_words, gives_what_is_asked, grounding
+
+NOW = datetime(2026, 11, 21, 12, 0)
 
 MEMORIES = [
     "Iris Calder",
@@ -39,3 +43,17 @@ def test_content_words_drop_function_words_and_apostrophes() -> None:
         "called",
         "1:52:41",
     ]
+
+
+def test_an_answer_must_be_of_the_kind_the_question_asks_for() -> None:
+    when = "When did the paper get accepted?"
+    assert not gives_what_is_asked("The paper got accepted.", when, NOW)
+    for dated in ("On 30 March 2026.", "In March.", "Last Tuesday, at 19:00.", "In 2026."):
+        assert gives_what_is_asked(dated, when, NOW), dated
+    assert gives_what_is_asked("On Wednesdays.", "What day do I have orchestra?", NOW)
+    count = "How many testers joined the beta on day one?"
+    assert not gives_what_is_asked("The beta was launched on day one.", count, NOW)
+    assert gives_what_is_asked("42 testers.", count, NOW)
+    assert gives_what_is_asked("He's four.", "How old is my nephew?", NOW)
+    # a question whose wording asks for no particular kind takes any answer
+    assert gives_what_is_asked("Rita does.", "Who teaches me Portuguese?", NOW)

@@ -206,6 +206,27 @@ def test_a_memory_answer_that_memory_does_not_support_gives_way_to_the_memory(
     assert persona_twin.answer("What happened to Biscuit's paw?").text == reply
 
 
+def test_an_answer_of_the_wrong_kind_gives_way_to_the_memory(
+    persona_twin: Twin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    choose = persona_twin.models.choose
+
+    def scripted(kind: AudienceKind) -> Choice:
+        choice = choose(kind)
+        assert choice.answerer is not None
+        return Choice(replace(choice.answerer, llm=Scripted("Biscuit cut his paw on some glass.")))
+
+    monkeypatch.setattr(persona_twin.models, "choose", scripted)
+    checked = persona_twin.settings.answers.model_copy(update={"grounded_only": True})
+    monkeypatch.setattr(persona_twin.settings, "answers", checked)
+    # grounded words, but no date for a "when" question
+    question = "When did Biscuit cut his paw?"
+    answer = persona_twin.answer(question)
+    assert answer.model == "retrieval"
+    assert answer.text == _cited(persona_twin, answer, question)
+    assert persona_twin.answer("What happened to Biscuit's paw?").model.endswith("/owner")
+
+
 def test_memory_shown_instead_of_an_answer_is_the_part_about_the_question(
     persona_twin: Twin, monkeypatch: pytest.MonkeyPatch
 ) -> None:
