@@ -58,10 +58,13 @@ class Grounding:
         return bool(self.added) and not self.unsupported
 
 
-def grounding(answer: str, question: str, sources: Iterable[str]) -> Grounding:
+def grounding(
+    answer: str, question: str, sources: Iterable[str], people: Iterable[str] = ()
+) -> Grounding:
     """Check `answer` to `question` against `sources` (the memories shown, with their dates
-    and who wrote them, and the names in the prompt)."""
-    asked = {_stem(w) for w in content_words(question)}
+    and who wrote them). `people` are the names the prompt gives (the owner's, the asker's):
+    an answer may say them, but saying them adds nothing ("Iris has no information on that")."""
+    asked = {_stem(w) for text in (question, *people) for w in content_words(text)}
     known = {_stem(w) for source in sources for w in content_words(source)}
     added: list[str] = []
     unsupported: list[str] = []

@@ -305,12 +305,12 @@ class Twin:
         was shown support (see `serving.grounding`); "memory holds nothing" is an answer too."""
         if not answer.strip() or answer == nothing_found(audience.kind):
             return True
-        names = [self.owner, *self.settings.owner.aliases, request.asker or ""]
-        sources = [*names, *(f"{c.when} {c.who} {c.text}" for c in request.context)]
         if not gives_what_is_asked(answer, request.text, self.clock.now()):
             log.info("the answer does not give the kind of thing the question asks for")
             return False
-        check = grounding(answer, request.text, sources)
+        names = [self.owner, *self.settings.owner.aliases, request.asker or ""]
+        sources = [f"{c.when} {c.who} {c.text}" for c in request.context]
+        check = grounding(answer, request.text, sources, names)
         if check.unsupported:
             log.info("the answer says %s, which its memories do not", ", ".join(check.unsupported))
         elif not check.added:

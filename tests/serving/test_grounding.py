@@ -8,15 +8,17 @@ from serving.grounding import content_words, gives_what_is_asked, grounding
 
 NOW = datetime(2026, 11, 21, 12, 0)
 
+PEOPLE = ["Iris Calder"]
 MEMORIES = [
-    "Iris Calder",
     "16 March 2026 note: Lisbon half marathon › Race day. Start across the 25 de Abril bridge.",
     "2 November 2025 Iris Calder: Lessons with Rita every Monday.",
 ]
 
 
 def test_an_answer_with_a_fact_from_its_memories_holds() -> None:
-    check = grounding("You ran it on 16 March 2026.", "When did I run the half marathon?", MEMORIES)
+    check = grounding(
+        "You ran it on 16 March 2026.", "When did I run the half marathon?", MEMORIES, PEOPLE
+    )
     assert check.holds and check.added == ("16", "march", "2026")
     # inflections match by their first letters; a plain word memory lacks is not held against it
     assert grounding("Rita teaches you, on Mondays.", "Who teaches me?", MEMORIES).holds
@@ -25,6 +27,14 @@ def test_an_answer_with_a_fact_from_its_memories_holds() -> None:
 def test_an_echo_of_the_question_adds_nothing() -> None:
     check = grounding("You teach me Portuguese.", "Who teaches me Portuguese?", MEMORIES)
     assert not check.holds and check.added == () and check.unsupported == ()
+
+
+def test_the_names_in_the_prompt_are_no_answer_but_no_invention_either() -> None:
+    who = "Who made the InkSpot logo?"
+    memories = ["2 May 2026 Iris Calder: Priya drew the InkSpot logo"]
+    shrug = grounding("Iris has no information about who made it.", who, memories, PEOPLE)
+    assert not shrug.holds and shrug.added == () and shrug.unsupported == ()
+    assert grounding("Priya drew it for Iris.", who, memories, PEOPLE).holds
 
 
 def test_an_invented_number_or_name_is_unsupported() -> None:
