@@ -14,6 +14,7 @@ from serving.answerers import Choice
 from serving.service import FALLBACK_CHARS, Twin, TwinReply, cite
 from tests.stored import stored_memory
 from tests.twin_fixtures import promote_a_copy
+from twin.config import AnswerSettings
 from twin.privacy import Audience, AudienceKind
 from twin.tasks import WITHHELD, TaskKind, nothing_found
 
@@ -182,16 +183,7 @@ class Scripted(RecordingLLM):
 def test_a_memory_answer_that_memory_does_not_support_gives_way_to_the_memory(
     persona_twin: Twin, monkeypatch: pytest.MonkeyPatch, reply: str, shown: bool
 ) -> None:
-    choose = persona_twin.models.choose
-
-    def scripted(kind: AudienceKind) -> Choice:
-        choice = choose(kind)
-        assert choice.answerer is not None
-        return Choice(replace(choice.answerer, llm=Scripted(reply)))
-
-    monkeypatch.setattr(persona_twin.models, "choose", scripted)
-    checked = persona_twin.settings.answers.model_copy(update={"grounded_only": True})
-    monkeypatch.setattr(persona_twin.settings, "answers", checked)
+    checked = _answering_with(persona_twin, monkeypatch, reply)
     answer = persona_twin.answer("What happened to Biscuit's paw?")
     assert answer.found and answer.evidence
     if shown:
@@ -209,16 +201,7 @@ def test_a_memory_answer_that_memory_does_not_support_gives_way_to_the_memory(
 def test_an_answer_of_the_wrong_kind_gives_way_to_the_memory(
     persona_twin: Twin, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    choose = persona_twin.models.choose
-
-    def scripted(kind: AudienceKind) -> Choice:
-        choice = choose(kind)
-        assert choice.answerer is not None
-        return Choice(replace(choice.answerer, llm=Scripted("Biscuit cut his paw on some glass.")))
-
-    monkeypatch.setattr(persona_twin.models, "choose", scripted)
-    checked = persona_twin.settings.answers.model_copy(update={"grounded_only": True})
-    monkeypatch.setattr(persona_twin.settings, "answers", checked)
+    _answering_with(persona_twin, monkeypatch, "Biscuit cut his paw on some glass.")
     # grounded words, but no date for a "when" question
     question = "When did Biscuit cut his paw?"
     answer = persona_twin.answer(question)
@@ -238,20 +221,27 @@ def test_memory_shown_instead_of_an_answer_is_the_part_about_the_question(
     # a long memory whose start says nothing about bread
     assert notes.memory.text.index("sourdough") > FALLBACK_CHARS
     monkeypatch.setattr(persona_twin.retriever, "search", lambda *args, **kwargs: [notes])
-    choose = persona_twin.models.choose
-
-    def echoing(kind: AudienceKind) -> Choice:
-        choice = choose(kind)
-        assert choice.answerer is not None
-        return Choice(replace(choice.answerer, llm=Scripted("I think something of it.")))
-
-    monkeypatch.setattr(persona_twin.models, "choose", echoing)
-    checked = persona_twin.settings.answers.model_copy(update={"grounded_only": True})
-    monkeypatch.setattr(persona_twin.settings, "answers", checked)
+    _answering_with(persona_twin, monkeypatch, "I think something of it.")
     answer = persona_twin.answer("Do I bake my own bread?", owner)
     assert answer.model == "retrieval"
     assert "I bake my own sourdough" in answer.text
     assert len(answer.text) <= FALLBACK_CHARS + len("Your note of 30 November 2026 says: “”")
+
+
+def _answering_with(twin: Twin, monkeypatch: pytest.MonkeyPatch, reply: str) -> AnswerSettings:
+    """Every model of `twin` answers `reply`, and answers are checked (grounded_only); returns
+    the checked settings."""
+    choose = twin.models.choose
+
+    def scripted(kind: AudienceKind) -> Choice:
+        choice = choose(kind)
+        assert choice.answerer is not None
+        return Choice(replace(choice.answerer, llm=Scripted(reply)))
+
+    monkeypatch.setattr(twin.models, "choose", scripted)
+    checked = twin.settings.answers.model_copy(update={"grounded_only": True})
+    monkeypatch.setattr(twin.settings, "answers", checked)
+    return checked
 
 
 def _cited(twin: Twin, reply: TwinReply, question: str) -> str:
