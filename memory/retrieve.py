@@ -431,7 +431,7 @@ class Retriever:
         "where"), in combined-score order."""
         head = order[:ANSWER_KIND_DEPTH]
         texts = self._texts(head)
-        asked = {w.casefold() for w in re.findall(r"\w+", plan.query)}
+        asked = asked_words(plan.query)
         now = self.clock.now()
         kind = plan.answer
         return [m for m in head if holds_answer(kind, texts.get(m, ""), asked, now)]
@@ -642,6 +642,11 @@ _NUMBER = re.compile(
 _NOT_NAMES = frozenset(
     ["i", "i'm", "i've", "i'll", "i'd", *MONTHS, *WEEKDAYS, "ok", "okay", "omg", "lol"]
 )
+
+
+def asked_words(question: str) -> set[str]:
+    """The words of `question`, case-folded: what `holds_answer` does not take for its answer."""
+    return {w.casefold() for w in re.findall(r"\w+", question)}
 
 
 def holds_answer(kind: AnswerKind | None, text: str, asked: set[str], now: datetime) -> bool:

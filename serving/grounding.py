@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from memory.query import AnswerKind, answer_kind
-from memory.retrieve import holds_answer
+from memory.retrieve import asked_words, holds_answer
 from memory.timeref import read_time
 
 # Words that carry no fact: an answer is not judged by them.
@@ -82,13 +82,13 @@ def grounding(
 def gives_what_is_asked(answer: str, question: str, now: datetime) -> bool:
     """Whether `answer` is of the kind `question` asks for when its wording says: a date or a
     time for "when…" / "what day…", a number (not one the question says) for "how many…",
-    "what time…". Any answer holds for a question that asks for neither: names and places are
-    said too many ways ("your sister", "at home") to be held to one."""
+    "what time…", "how often…" (so "every Tuesday" gives way to memory there). Any answer
+    holds for a question that asks for neither: names and places are said too many ways
+    ("your sister", "at home") to be held to one."""
     kind = answer_kind(question, read_time(question, now).asks_when)
     if kind not in (AnswerKind.DATE, AnswerKind.NUMBER):
         return True
-    asked = {w.casefold() for w in re.findall(r"\w+", question)}
-    return holds_answer(kind, answer, asked, now)
+    return holds_answer(kind, answer, asked_words(question), now)
 
 
 def content_words(text: str) -> list[str]:
