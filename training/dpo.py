@@ -137,7 +137,8 @@ def dpo_trainer(
         beta=beta,
         loss_type=losses,
         loss_weights=[1.0, sft_weight] if sft_weight > 0 else None,
-        per_device_eval_batch_size=hyper.batch_size,
+        # one pair per batch: the held-out reward accuracy is then the share of pairs
+        per_device_eval_batch_size=1,
     )
     return DPOTrainer(
         model=stack.load(),

@@ -150,7 +150,7 @@ class TrainingSettings(_Section):
     sft_epochs: float = Field(default=2.0, gt=0)
     sft_learning_rate: float = Field(default=3e-4, gt=0)
     dpo_epochs: float = Field(default=1.0, ge=0)
-    dpo_learning_rate: float = Field(default=5e-5, gt=0)
+    dpo_learning_rate: float = Field(default=2e-4, gt=0)
     dpo_beta: float = Field(default=0.1, gt=0)
     max_length: int = Field(default=640, ge=64)
     batch_size: int = Field(default=4, ge=1)

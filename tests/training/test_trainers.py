@@ -145,6 +145,19 @@ def test_dpo_moves_the_model_and_measures_held_out_pairs(sft: ModelStack, tmp_pa
     assert report.final[HELD_OUT_ACCURACY] == 1.0
 
 
+def test_held_out_reward_accuracy_is_the_share_of_pairs(sft: ModelStack, tmp_path: Path) -> None:
+    question = "Which instrument do I play?"
+    chosen, rejected = "You play the oboe.", "You play the cat."
+    preferences = [Preference(tuple(prompt(question)), chosen, rejected)] * 4
+    # two held-out pairs agree with the lesson and one is its reverse: 2 of 3 pairs, whatever
+    # the batch size (a mean over batches of 2 would give 0.5 or 0.75)
+    held_out = [Preference(tuple(prompt("What do I play?")), chosen, rejected)] * 2
+    held_out.append(Preference(tuple(prompt("What do I play?")), rejected, chosen))
+    hyper = Hyperparameters(epochs=3, learning_rate=5e-3, batch_size=2, max_length=128, lora=LORA)
+    _, report = train_dpo(sft, preferences, tmp_path, hyper, beta=0.1, held_out=held_out)
+    assert report.final[HELD_OUT_ACCURACY] == pytest.approx(2 / 3, abs=1e-4)
+
+
 def loss_and_gradients(trainer: Any, batch: dict[str, Any]) -> tuple[float, list[torch.Tensor]]:
     model = trainer.model
     for p in model.parameters():
