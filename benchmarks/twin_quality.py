@@ -130,27 +130,35 @@ def score(
     return {g: round(sum(v) / len(v), 3) for g, v in sorted(groups.items())}, answered
 
 
-def enhance_score(twin: Twin, samples: list[Sample]) -> float | None:
-    """Share of held-out enhance requests whose rewrite carries every key fact."""
-    graded = [s for s in samples if s.key_facts]
-    if not graded:
-        return None
-    right = 0
-    for s in graded:
+def enhance_answers(way: str, twin: Twin, samples: list[Sample]) -> list[Answered]:
+    """Each held-out enhance request's rewrite, right when it carries every key fact."""
+    answered = []
+    for s in samples:
+        if not s.key_facts:
+            continue
         reply = twin.enhance(s.request.text, s.request.target)
-        right += has_key_facts("\n".join([reply.text, *reply.added]), s.key_facts)
-    return round(right / len(graded), 3)
+        rewrite = "\n".join([reply.text, *reply.added])
+        right = has_key_facts(rewrite, s.key_facts)
+        answered.append(Answered(way, "held-out enhance", s.request.text, rewrite, right))
+    return answered
 
 
-def critic_score(twin: Twin, samples: list[Sample]) -> float | None:
-    """Share of held-out critic samples whose verdict matches the one synthesized."""
-    if not samples:
-        return None
-    right = 0
+def critic_answers(way: str, twin: Twin, samples: list[Sample]) -> list[Answered]:
+    """Each held-out critic sample's verdict and reasons, right when the verdict is the one
+    synthesized."""
+    answered = []
     for s in samples:
         expected = parse_reply(TaskKind.CONTEXT_CRITIC, s.reply).verdict
-        right += twin.critique(s.request.text, s.request.reply or "").verdict == expected
-    return round(right / len(samples), 3)
+        reply = twin.critique(s.request.text, s.request.reply or "")
+        question = f"{s.request.text} / reply: {s.request.reply} (expected: {expected})"
+        said = f"{reply.verdict}: {reply.text}"
+        answered.append(Answered(way, "held-out critic", question, said, reply.verdict == expected))
+    return answered
+
+
+def share_right(answered: list[Answered]) -> float | None:
+    """The share of `answered` judged right (None for none)."""
+    return round(sum(a.right for a in answered) / len(answered), 3) if answered else None
 
 
 @contextmanager
@@ -311,20 +319,22 @@ def main() -> None:
         def measure(way: str, twin: Twin, answer: Callable[[Question], str]) -> None:
             print(f"[{WAYS[way]}] {len(questions)} questions", file=sys.stderr, flush=True)
             table[way], answered = score(way, questions, answer)
+            if isinstance(answer, AsServed) and answer.asked:
+                table[way]["shown from memory"] = round(answer.from_memory / answer.asked, 2)
+            if way in ("a", "a-sft", "e"):
+                for tasks in (
+                    enhance_answers(way, twin, enhance),
+                    critic_answers(way, twin, critic),
+                ):
+                    figure = share_right(tasks)
+                    if figure is not None:
+                        table[way][tasks[0].group] = figure
+                    answered += tasks
             if args.answers:
                 with args.answers.open("a", encoding="utf-8") as out:
                     out.writelines(
                         f"{json.dumps(asdict(a), ensure_ascii=False)}\n" for a in answered
                     )
-            if isinstance(answer, AsServed) and answer.asked:
-                table[way]["shown from memory"] = round(answer.from_memory / answer.asked, 2)
-            if way in ("a", "a-sft", "e"):
-                for name, figure in (
-                    ("held-out enhance", enhance_score(twin, enhance)),
-                    ("held-out critic", critic_score(twin, critic)),
-                ):
-                    if figure is not None:
-                        table[way][name] = figure
             # as soon as measured: a later way that fails does not lose this one
             print(f"[{WAYS[way]}] {json.dumps(table[way])}", file=sys.stderr, flush=True)
 

@@ -44,6 +44,9 @@ FUNCTION_WORDS = frozenset(
 # Words compared by this many first letters (inflections share them); shorter ones whole.
 STEM = 4
 _WORD = re.compile(r"[^\W_]+(?:[:.][0-9]+)*", re.UNICODE)
+# An answer that repeats this many words in a row of its instructions is reciting them (an
+# introduction, "I'm the AI twin of Iris Calder", repeats six).
+ECHO_RUN = 8
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,16 @@ def gives_what_is_asked(answer: str, question: str, now: datetime) -> bool:
     if kind not in (AnswerKind.DATE, AnswerKind.NUMBER):
         return True
     return holds_answer(kind, answer, asked_words(question), now)
+
+
+def echoes(answer: str, instructions: str, run: int = ECHO_RUN) -> bool:
+    """Whether `answer` repeats `run` or more words in a row of `instructions` (the system
+    prompt it was given). A small model that has lost its place recites what it was told
+    ("You're the AI twin of Iris Calder, talking with Iris Calder…"): never a reply."""
+    said = [w.lower() for w in _WORD.findall(_plain(answer))]
+    told = [w.lower() for w in _WORD.findall(_plain(instructions))]
+    runs = {tuple(told[i : i + run]) for i in range(len(told) - run + 1)}
+    return any(tuple(said[i : i + run]) in runs for i in range(len(said) - run + 1))
 
 
 def content_words(text: str) -> list[str]:

@@ -22,7 +22,7 @@ from memory.profile import Profile
 from memory.retrieve import Retriever, SearchHit
 from memory.store import MemoryStore
 from serving.answerers import Answerer, TwinModels
-from serving.grounding import gives_what_is_asked, grounding
+from serving.grounding import echoes, gives_what_is_asked, grounding
 from twin.config import Settings
 from twin.llm_factory import build_llm
 from twin.privacy import Audience, AudienceKind, OutputGuard
@@ -41,6 +41,7 @@ from twin.tasks import (
     nothing_found,
     parse_reply,
     render_messages,
+    system_prompt,
 )
 
 log = logging.getLogger(__name__)
@@ -268,8 +269,15 @@ class Twin:
             log.warning("the %s model gave no answer; answering from retrieval", loaded.label)
             problem = f"the {loaded.label} model gave no answer (only reasoning)"
             return self._without_model(kind, relevant, focus, audience, problem)
-        grounded_only = self.settings.answers.grounded_only and kind == TaskKind.MEMORY_QA
-        if grounded_only and not self._grounded(parsed.answer, request, audience):
+        checked = self.settings.answers.grounded_only
+        if checked and kind != TaskKind.IDENTITY and echoes(parsed.answer, system_prompt(request)):
+            log.info("the %s model recited its instructions; showing memory", loaded.label)
+            return self._without_model(kind, relevant, focus, audience, "")
+        if (
+            checked
+            and kind == TaskKind.MEMORY_QA
+            and not self._grounded(parsed.answer, request, audience)
+        ):
             log.info("the %s model's answer is not grounded; showing memory", loaded.label)
             return self._without_model(kind, relevant, focus, audience, "")
         result = TwinReply(

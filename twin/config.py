@@ -171,8 +171,9 @@ class AnswerSettings(_Section):
     """How the twin's answers are checked before anyone reads them."""
 
     # A memory answer that adds nothing from the memories it was shown (an echo of the
-    # question), or names a number or a name they do not hold, gives way to the closest memory
-    # (serving/grounding.py). Off: the model's words are shown whatever they say.
+    # question), or names a number or a name they do not hold, and any reply that recites the
+    # model's instructions, give way to the closest memory (serving/grounding.py). Off: the
+    # model's words are shown whatever they say.
     grounded_only: bool = True
 
 
@@ -374,7 +375,8 @@ strategy = "weak"         # chain-of-thought data: weak | multi-step | strong (f
 
 [answers]
 # A memory answer that only restates the question, or names a number or a name the memories
-# it was shown do not hold, gives way to the closest memory. false: show the model's words.
+# it was shown do not hold, and any reply reciting the model's instructions, give way to the
+# closest memory. false: show the model's words.
 grounded_only = true
 
 [schedule]

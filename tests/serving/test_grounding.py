@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from serving.grounding import content_words, gives_what_is_asked, grounding
+from serving.grounding import ECHO_RUN, content_words, echoes, gives_what_is_asked, grounding
 
 NOW = datetime(2026, 11, 21, 12, 0)
 
@@ -67,3 +67,22 @@ def test_an_answer_must_be_of_the_kind_the_question_asks_for() -> None:
     assert gives_what_is_asked("He's four.", "How old is my nephew?", NOW)
     # a question whose wording asks for no particular kind takes any answer
     assert gives_what_is_asked("Rita does.", "Who teaches me Portuguese?", NOW)
+
+
+SYSTEM = (
+    "You are the AI twin of Iris Calder, talking with Iris Calder. Say 'you' to them. Judge the "
+    "other agent's reply from Iris Calder's point of view: give a verdict (fits, partly, does "
+    "not fit), say what to change, and list the facts you checked."
+)
+
+
+def test_an_answer_reciting_its_instructions_is_caught() -> None:
+    # the reply a trained critic gave on a held-out sample
+    assert echoes("You're the AI twin of Iris Calder, talking with Iris Calder. Say you.", SYSTEM)
+    assert echoes("Say what to change, and list the facts you checked: none.", SYSTEM)
+    # an introduction shares six words in a row; a verdict a few
+    assert not echoes("I'm the AI twin of Iris Calder: I answer from her notes.", SYSTEM)
+    assert not echoes("Verdict: does not fit. Iris is vegetarian; the steakhouse is not.", SYSTEM)
+    words = SYSTEM.split()
+    assert echoes(" ".join(words[3 : 3 + ECHO_RUN]), SYSTEM)
+    assert not echoes(" ".join(words[3 : 3 + ECHO_RUN - 1]), SYSTEM)

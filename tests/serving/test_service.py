@@ -198,6 +198,27 @@ def test_a_memory_answer_that_memory_does_not_support_gives_way_to_the_memory(
     assert persona_twin.answer("What happened to Biscuit's paw?").text == reply
 
 
+@pytest.mark.parametrize("kind", [TaskKind.MEMORY_QA, TaskKind.CONTEXT_CRITIC])
+def test_a_reply_reciting_its_instructions_gives_way_to_the_memory(
+    persona_twin: Twin, monkeypatch: pytest.MonkeyPatch, kind: TaskKind
+) -> None:
+    recited = "You're the AI twin of Iris Calder, talking with Iris Calder. Say you to them."
+    checked = _answering_with(persona_twin, monkeypatch, recited)
+
+    def ask() -> TwinReply:
+        if kind == TaskKind.MEMORY_QA:
+            return persona_twin.answer("What happened to Biscuit's paw?")
+        return persona_twin.critique("Brief a dog walker about Biscuit", "He loves long runs.")
+
+    shown = ask()
+    assert shown.kind == kind and shown.model == "retrieval" and shown.evidence
+    assert "AI twin" not in shown.text and not shown.model_problem
+    monkeypatch.setattr(
+        persona_twin.settings, "answers", checked.model_copy(update={"grounded_only": False})
+    )
+    assert ask().text == recited
+
+
 def test_an_answer_of_the_wrong_kind_gives_way_to_the_memory(
     persona_twin: Twin, monkeypatch: pytest.MonkeyPatch
 ) -> None:
