@@ -193,7 +193,9 @@ def _select(
     """About `slack` × the wanted training samples, each kind within its share, chosen a fact
     at a time (a fact's drafts, training and held-out, stay together) and in turn from each
     source (note, chat), so that a small dataset still covers every part of memory. Questions
-    on L1 facts come first among memory QA: they are what people ask a twin most."""
+    on L1 facts come first among memory QA: they are what people ask a twin most. A group
+    held out whole (a test request of its own) is kept whatever the quota: it adds nothing to
+    training and is what the run is measured on."""
     wanted = limits.train_samples * limits.slack
     quota = {
         TaskKind.CONTEXT_ENHANCE: wanted * limits.enhance_share,
@@ -227,10 +229,12 @@ def _select(
             [g for g in groups if not is_l1_fact_template(g[0].template)], source_of, rng
         )
         for group in ordered:
-            if taken >= limit:
-                break
+            trains = _train_count(group)
+            # held out only: no training sample to count, and what the run is measured on
+            if trains and taken >= limit:
+                continue
             chosen.extend(group)
-            taken += _train_count(group)
+            taken += trains
     order = {id(d): i for i, d in enumerate(drafts)}
     return sorted(chosen, key=lambda d: order[id(d)])
 

@@ -244,6 +244,30 @@ def test_questions_on_l1_facts_are_chosen_first(
     assert on_facts(owner_data) != set()
 
 
+def test_a_small_dataset_keeps_every_held_out_request(
+    persona_store: MemoryStore, persona_facts: list[Fact], owner_data: Dataset
+) -> None:
+    def held_out(data: Dataset) -> set[tuple[TaskKind, str]]:
+        tasks = (TaskKind.CONTEXT_ENHANCE, TaskKind.CONTEXT_CRITIC)
+        return {(s.kind, s.request.text) for s in data.split(Split.TEST) if s.kind in tasks}
+
+    small = synthesize(
+        persona_store,
+        audience=Audience.owner(),
+        owner="Iris Calder",
+        strategy=CoTStrategy.STRONG,
+        budget=BUDGET,
+        facts=persona_facts,
+        seed=7,
+        limits=SynthesisLimits(phrasings_per_fact=1, train_samples=40, requests_per_template=2),
+    )
+    # the quota bounds what is trained on; what the run is measured on is not cut with it
+    assert len(small.split(Split.TRAIN)) <= 40
+    kinds = {kind for kind, _ in held_out(small)}
+    assert kinds == {TaskKind.CONTEXT_ENHANCE, TaskKind.CONTEXT_CRITIC}
+    assert held_out(small) == held_out(owner_data)
+
+
 def test_filters_report_what_they_removed(owner_data: Dataset, shared_data: Dataset) -> None:
     for data in (owner_data, shared_data):
         assert set(data.removed) == {"dedupe", "length_and_format", "grounding"}
