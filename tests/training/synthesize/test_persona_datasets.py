@@ -9,6 +9,7 @@ private facts anywhere.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,9 @@ LIMITS = SynthesisLimits(phrasings_per_fact=1, train_samples=300, requests_per_t
 PRIVATE = re.compile(r"remédios|remedios|4071|monterey|helena alves|18[,.]?000", re.I)
 
 
-def build(store: MemoryStore, facts: list[Fact], audience: Audience) -> Dataset:
+def build(
+    store: MemoryStore, facts: list[Fact], audience: Audience, limits: SynthesisLimits = LIMITS
+) -> Dataset:
     return synthesize(
         store,
         audience=audience,
@@ -49,7 +52,7 @@ def build(store: MemoryStore, facts: list[Fact], audience: Audience) -> Dataset:
         facts=facts,
         bio=ProfileBios(store).bio_text(audience),
         seed=7,
-        limits=LIMITS,
+        limits=limits,
     )
 
 
@@ -251,16 +254,7 @@ def test_a_small_dataset_keeps_every_held_out_request(
         tasks = (TaskKind.CONTEXT_ENHANCE, TaskKind.CONTEXT_CRITIC)
         return {(s.kind, s.request.text) for s in data.split(Split.TEST) if s.kind in tasks}
 
-    small = synthesize(
-        persona_store,
-        audience=Audience.owner(),
-        owner="Iris Calder",
-        strategy=CoTStrategy.STRONG,
-        budget=BUDGET,
-        facts=persona_facts,
-        seed=7,
-        limits=SynthesisLimits(phrasings_per_fact=1, train_samples=40, requests_per_template=2),
-    )
+    small = build(persona_store, persona_facts, Audience.owner(), replace(LIMITS, train_samples=40))
     # the quota bounds what is trained on; what the run is measured on is not cut with it
     assert len(small.split(Split.TRAIN)) <= 40
     kinds = {kind for kind, _ in held_out(small)}
