@@ -23,7 +23,7 @@ from twin.tasks import CoTStrategy, PromptBudget
 # the two SFT trainers get about 115k tokens and DPO the rest of the fifteen minutes.
 REFERENCE_PARAMETERS = 135e6
 CPU_TRAIN_SAMPLES = 128
-CPU_OWNER_SAMPLES = 64
+CPU_OWNER_SAMPLES = 96
 CPU_PAIRS = 48
 CPU_HELD_OUT_PAIRS = 32
 CPU_EVAL_SAMPLES = 12
@@ -124,7 +124,9 @@ def recipe_for(
     recipe = Recipe(
         budget=PromptBudget(memories=4, chars_per_memory=200, bio=False),
         sft=sft,
-        sft_owner=sft,
+        sft_owner=replace(
+            sft, epochs=training.owner_sft_epochs, learning_rate=training.owner_sft_learning_rate
+        ),
         dpo=dpo if training.dpo_epochs > 0 else None,
         dpo_beta=training.dpo_beta,
         context_size=min(2048, max_positions),

@@ -149,6 +149,10 @@ class TrainingSettings(_Section):
     # SFT and DPO: epochs, learning rates, sequence length.
     sft_epochs: float = Field(default=2.0, gt=0)
     sft_learning_rate: float = Field(default=3e-4, gt=0)
+    # The owner's model learns two reply formats the shared one never saw (enhance, critic)
+    # from a few dozen samples: at the shared model's rate it never opens with "Verdict:".
+    owner_sft_epochs: float = Field(default=4.0, gt=0)
+    owner_sft_learning_rate: float = Field(default=6e-4, gt=0)
     dpo_epochs: float = Field(default=1.0, ge=0)
     dpo_learning_rate: float = Field(default=2e-4, gt=0)
     dpo_beta: float = Field(default=0.1, gt=0)

@@ -66,9 +66,10 @@ class SynthesisLimits:
     train_samples: int = 320
     pairs: int = 64
     held_out_pairs: int = 24
-    # shares of the training samples, at most (memory QA takes the rest)
-    enhance_share: float = 0.07
-    critic_share: float = 0.07
+    # shares of the training samples, at most (memory QA takes the rest); only the owner's
+    # model gets enhance and critic requests, and a few dozen are what it needs to learn them
+    enhance_share: float = 0.12
+    critic_share: float = 0.2
     chat_share: float = 0.15
     # of the facts asked about, the share also asked in a held-out phrasing
     test_share: float = 0.12

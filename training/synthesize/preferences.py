@@ -10,24 +10,33 @@ wrong in one way a small model is tempted by:
 - **wrong voice**: the right fact in the wrong person: the owner's own first person to the owner
   or to a friend, where the owner is told "you" and a friend hears about the owner;
 - **overshare**: for a third party asking what stays private, an answer instead of the
-  refusal (its value is another of the dataset's values: nothing hidden is ever used).
+  refusal (its value is another of the dataset's values: nothing hidden is ever used);
+- **wrong verdict**: a critique whose verdict is not the one its checks support (the rest of
+  the reply unchanged, so the pair teaches the verdict, which comes first).
 
 Values always come from the audience's own dataset, so the shared model's pairs hold nothing a
-friend may not see. Pairs from held-out samples are held out too: they measure DPO.
+friend may not see, and training pairs take them from training samples only (a held-out fact
+never appears in training, not even as the wrong answer). Pairs from held-out samples are held
+out too: they measure DPO.
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
+import re
 from collections.abc import Callable, Sequence
 
 from training.synthesize.passages import Lexicon, normalise, span_kind
 from training.synthesize.samples import PairReason, PreferencePair, Sample, Split
 from twin.privacy import AudienceKind
-from twin.tasks import WITHHELD, TaskKind, nothing_found, split_reasoning
+from twin.tasks import WITHHELD, TaskKind, Verdict, nothing_found, split_reasoning
 
 Build = Callable[[Sample, random.Random], str | None]
+# the verdict line of a rendered critique, in any strategy (`twin.tasks.render_reply`)
+_VERDICT_LINE = re.compile(
+    r"^(?:Answer: )?Verdict: (" + "|".join(re.escape(v) for v in Verdict) + r")$", re.MULTILINE
+)
 
 
 def preference_pairs(
@@ -43,18 +52,13 @@ def preference_pairs(
     held-out ones, the reasons taken in turn. `first_person` gives a sample's answer in the
     owner's own words (None when it has none), for the wrong-voice pairs."""
     rng = random.Random(seed)
-    values = _values_by_kind(samples, lexicon)
-    answers = sorted(
-        {_answer(s) for s in samples if s.key_facts and s.kind == TaskKind.MEMORY_QA} - {""}
-    )
-    builders: dict[PairReason, Build] = {
-        PairReason.PERTURBED: lambda s, r: _perturbed(s, values, lexicon, r),
-        PairReason.UNSUPPORTED: lambda s, r: _unsupported(s, answers, r),
-        PairReason.WRONG_VOICE: lambda s, r: _wrong_voice(s, first_person),
-        PairReason.OVERSHARE: lambda s, r: _overshare(s, values, r),
-    }
     pairs: list[PreferencePair] = []
     for split, wanted in ((Split.TRAIN, train_pairs), (Split.TEST, held_out_pairs)):
+        # wrong values for held-out pairs may come from anywhere: those pairs only measure
+        sources = (
+            [s for s in samples if s.split == Split.TRAIN] if split == Split.TRAIN else samples
+        )
+        builders = _builders(sources, lexicon, first_person)
         pool = [s for s in samples if s.split == split and s.kind != TaskKind.CHAT]
         rng.shuffle(pool)
         made = 0
@@ -70,6 +74,23 @@ def preference_pairs(
                         made += 1
                         break
     return pairs
+
+
+def _builders(
+    sources: Sequence[Sample], lexicon: Lexicon, first_person: Callable[[Sample], str | None]
+) -> dict[PairReason, Build]:
+    """One builder of rejected replies per reason, drawing wrong values from `sources`."""
+    values = _values_by_kind(sources, lexicon)
+    answers = sorted(
+        {_answer(s) for s in sources if s.key_facts and s.kind == TaskKind.MEMORY_QA} - {""}
+    )
+    return {
+        PairReason.PERTURBED: lambda s, r: _perturbed(s, values, lexicon, r),
+        PairReason.UNSUPPORTED: lambda s, r: _unsupported(s, answers, r),
+        PairReason.WRONG_VOICE: lambda s, r: _wrong_voice(s, first_person),
+        PairReason.OVERSHARE: lambda s, r: _overshare(s, values, r),
+        PairReason.WRONG_VERDICT: lambda s, r: _wrong_verdict(s, r),
+    }
 
 
 def _perturbed(
@@ -116,6 +137,18 @@ def _overshare(sample: Sample, values: dict[str, list[str]], rng: random.Random)
     if not others:
         return None
     return _with_reasoning(sample.reply, f"Sure: {rng.choice(others)}.")
+
+
+def _wrong_verdict(sample: Sample, rng: random.Random) -> str | None:
+    """Against a critique: the same reply under another verdict."""
+    if sample.kind != TaskKind.CONTEXT_CRITIC:
+        return None
+    match = _VERDICT_LINE.search(sample.reply)
+    if match is None:
+        return None
+    given = Verdict(match.group(1))
+    wrong = rng.choice([v for v in Verdict if v != given])
+    return f"{sample.reply[: match.start(1)]}{wrong}{sample.reply[match.end(1) :]}"
 
 
 def _answer(sample: Sample) -> str:

@@ -56,6 +56,7 @@ class PairReason(StrEnum):
     UNSUPPORTED = "unsupported"
     WRONG_VOICE = "wrong voice"
     OVERSHARE = "overshare"
+    WRONG_VERDICT = "wrong verdict"
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
-"""DPO pairs: plausible wrong replies of four kinds, never identical to the right one, values
-only from the same dataset, held-out pairs from held-out samples."""
+"""DPO pairs: plausible wrong replies of five kinds, never identical to the right one, values
+only from the same dataset (training pairs from training samples), held-out pairs from held-out
+samples."""
 
 from __future__ import annotations
 
@@ -15,15 +16,18 @@ from twin.tasks import (
     CoTStrategy,
     TaskKind,
     TaskRequest,
+    Verdict,
     nothing_found,
+    parse_reply,
     render_reply,
     split_reasoning,
 )
 
-LEXICON = Lexicon(people=frozenset(), proper=frozenset({"Lisbon", "Bergen", "Oslo"}))
+LEXICON = Lexicon(people=frozenset(), proper=frozenset({"Lisbon", "Bergen", "Oslo", "Tromsø"}))
 DATES = ["3 March 2025", "14 May 2026", "9 August 2026", "21 June 2024", "1 April 2023"]
 PLACES = ["Lisbon", "Bergen", "Oslo"]
 OWN_WORDS = "I moved there on {fact}, finally!"
+HELD_OUT_ONLY = "Tromsø"
 
 
 def qa(
@@ -41,6 +45,25 @@ def qa(
     return Sample(f"s{i}", request, reply, support=("m",), key_facts=keys, split=split)
 
 
+def critique(i: int, verdict: Verdict, *, strategy: CoTStrategy = CoTStrategy.WEAK) -> Sample:
+    request = TaskRequest(
+        TaskKind.CONTEXT_CRITIC,
+        "Nora Berg",
+        AudienceKind.OWNER,
+        f"Plan my move {i}.",
+        reply="Oslo.",
+    )
+    reply = render_reply(
+        TaskKind.CONTEXT_CRITIC,
+        "Oslo is right.",
+        strategy,
+        ("The reply says Oslo, as your note does.",),
+        verdict=verdict,
+        listed=("I live in Oslo",),
+    )
+    return Sample(f"c{i}", request, reply, support=("m",))
+
+
 def samples() -> list[Sample]:
     chat = Sample("chat", TaskRequest(TaskKind.CHAT, "Nora Berg", AudienceKind.FRIEND, "hi"), "hi")
     out = [qa(i, d) for i, d in enumerate(DATES * 2)]
@@ -48,7 +71,11 @@ def samples() -> list[Sample]:
     out += [qa(30, "-", answer=nothing_found(AudienceKind.OWNER))]
     friend = AudienceKind.FRIEND
     out += [qa(31, "-", audience=friend, answer=WITHHELD)]
+    out += [critique(40, Verdict.FITS), critique(41, Verdict.DOES_NOT_FIT)]
+    out += [critique(42 + i, Verdict.PARTLY, strategy=s) for i, s in enumerate(CoTStrategy)]
     out += [chat, qa(50, DATES[0], split=Split.TEST), qa(51, PLACES[1], split=Split.TEST)]
+    # a value only a held-out sample holds
+    out += [qa(52, HELD_OUT_ONLY, split=Split.TEST)]
     return out
 
 
@@ -84,6 +111,7 @@ def test_held_out_pairs_come_from_held_out_samples_only() -> None:
     made = pairs()
     held_out = [p for p in made if p.split == Split.TEST]
     assert len(held_out) == 2
+    assert len(pairs(train=0, held_out=3)) == 3
     test_requests = {s.request for s in samples() if s.split == Split.TEST}
     assert {p.request for p in held_out} <= test_requests
     assert not {p.request for p in made if p.split == Split.TRAIN} & test_requests
@@ -98,6 +126,26 @@ def test_perturbed_replies_swap_the_fact_for_another_of_its_kind() -> None:
         # the wrong value is everywhere the right one was, reasoning included
         assert fact not in pair.rejected
         assert pair.rejected.count(swapped) == pair.chosen.count(fact) == 2
+
+
+def test_training_pairs_never_use_a_value_only_held_out_samples_hold() -> None:
+    made = pairs(train=60, held_out=0, seed=2)
+    assert any(p.reason == PairReason.PERTURBED for p in made)
+    assert not [p for p in made if HELD_OUT_ONLY in p.rejected]
+    held_out = pairs(train=0, held_out=3, seed=2)
+    assert any(HELD_OUT_ONLY in p.chosen for p in held_out)
+
+
+def test_wrong_verdict_changes_the_verdict_line_only() -> None:
+    judged = [p for p in pairs(train=60) if p.reason == PairReason.WRONG_VERDICT]
+    assert {p.request.kind for p in judged} == {TaskKind.CONTEXT_CRITIC}
+    # one for each critique, whatever its chain-of-thought format
+    assert len(judged) == 5
+    for pair in judged:
+        chosen = parse_reply(TaskKind.CONTEXT_CRITIC, pair.chosen)
+        rejected = parse_reply(TaskKind.CONTEXT_CRITIC, pair.rejected)
+        assert rejected.verdict is not None and rejected.verdict != chosen.verdict
+        assert (rejected.answer, rejected.checked) == (chosen.answer, chosen.checked)
 
 
 def test_wrong_voice_is_the_owners_own_first_person() -> None:
